@@ -1,0 +1,335 @@
+//! `collector migrate` and `collector job …`: set-up shared by the jobs, then the job's
+//! library entry point (the same one its Lambda calls).
+
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use clap::Args;
+use collector_core::config::{AppEnv, Config};
+use collector_core::db;
+use collector_core::jobs::ranking::{self, RankingInput};
+use collector_core::jobs::{is_active, item, JobOutput, RunInput};
+use collector_core::jobs::{AppContext, JobError, RakutenEndpoint};
+use collector_core::secrets::{self, Secrets};
+use indicatif::{ProgressBar, ProgressStyle};
+use rakuten_sandbox::{Sandbox, SandboxConfig, SandboxHandle};
+use uuid::Uuid;
+
+use crate::summary;
+use crate::OutputFormat;
+
+#[derive(Args, Debug)]
+pub struct JobArgs {
+    /// Work in this existing run (default: open a new run)
+    #[arg(long)]
+    pub run_id: Option<Uuid>,
+    /// What to print on stdout when the job ends
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+fn fail(e: &JobError) -> ExitCode {
+    eprintln!("error [{}]: {e}", e.error_type());
+    match e {
+        JobError::Config(_) | JobError::InvalidInput(_) => ExitCode::from(2),
+        _ => ExitCode::from(1),
+    }
+}
+
+/// Resolves secrets, prepares the database (locally: creates it and migrates) and, when
+/// no Rakuten credentials are configured locally, starts the built-in sandbox.
+/// Requests per second the built-in sandbox allows when the pace is not set explicitly;
+/// we send at half that, leaving room for timer and connection jitter (the sandbox's
+/// limiter is strict: no early arrival is tolerated).
+const SANDBOX_RATE_LIMIT: f64 = 40.0;
+
+pub(crate) async fn prepare(
+    config: Config,
+) -> Result<(AppContext, Option<SandboxHandle>), JobError> {
+    let secrets: Secrets = secrets::resolve(&config).await?;
+    if config.env == AppEnv::Local {
+        if db::ensure_database(&secrets.database_url).await? {
+            eprintln!("created the local database");
+        }
+        let ctx_db = db::connect(&secrets.database_url).await?;
+        let mut client = ctx_db.client;
+        let report = db::migrate(&mut client).await?;
+        if !report.applied.is_empty() {
+            eprintln!("applied migrations: {}", report.applied.join(", "));
+        }
+    }
+    let mut config = config;
+    let mut sandbox = None;
+    let endpoint = if secrets.rakuten.is_none() {
+        // The real API allows about 1 request/s; the built-in sandbox is ours, so unless
+        // the pace is set explicitly it allows (and we use) 20/s to keep local runs short.
+        let explicit_rate = std::env::var_os("RAKUTEN_REQUESTS_PER_SECOND").is_some();
+        let limit = if explicit_rate {
+            1.0
+        } else {
+            SANDBOX_RATE_LIMIT
+        };
+        if !explicit_rate {
+            config.rakuten.requests_per_second = SANDBOX_RATE_LIMIT / 2.0;
+        }
+        let sandbox_config = SandboxConfig {
+            rate_limit_per_sec: Some(limit),
+            ..SandboxConfig::default()
+        };
+        let access_key = sandbox_config.access_key.clone();
+        let handle = Sandbox::start(sandbox_config)
+            .await
+            .map_err(|e| JobError::InvalidInput(format!("cannot start the sandbox: {e}")))?;
+        eprintln!(
+            "no RAKUTEN_APPLICATION_ID configured: using the built-in Rakuten sandbox at {} \
+             (synthetic data; it allows {limit} request/s, we send {:.2}/s)",
+            handle.base_url(),
+            config.rakuten.requests_per_second
+        );
+        let endpoint = RakutenEndpoint {
+            base_url: handle.base_url().parse().expect("sandbox URL"),
+            application_id: "00000000-0000-4000-8000-000000000001".to_string().into(),
+            access_key: access_key.into(),
+        };
+        sandbox = Some(handle);
+        Some(endpoint)
+    } else {
+        None
+    };
+    let ctx = AppContext::new(config, secrets, endpoint).await?;
+    Ok((ctx, sandbox))
+}
+
+pub async fn migrate(config: &Config) -> ExitCode {
+    let result = async {
+        let secrets = secrets::resolve(config).await?;
+        if config.env == AppEnv::Local && db::ensure_database(&secrets.database_url).await? {
+            eprintln!("created the local database");
+        }
+        let db = db::connect(&secrets.database_url).await?;
+        let target = db.target.clone();
+        let mut client = db.client;
+        let report = db::migrate(&mut client).await?;
+        Ok::<_, JobError>((target, report))
+    }
+    .await;
+    match result {
+        Ok((target, report)) => {
+            if report.applied.is_empty() {
+                println!(
+                    "{target}: schema up to date (version {})",
+                    report.current_version.unwrap_or(0)
+                );
+            } else {
+                println!("{target}: applied {}", report.applied.join(", "));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+pub async fn run_ranking(config: Config, args: JobArgs) -> ExitCode {
+    let pages = config.ranking_targets.len() as u64 * u64::from(config.ranking_max_pages);
+    let run_id = args.run_id;
+    execute(
+        config,
+        args.output,
+        "ranking pages",
+        |_| pages,
+        move |ctx| Box::pin(async move { ranking::run(ctx, RankingInput { run_id }).await }),
+    )
+    .await
+}
+
+/// Options of `collector job item`.
+#[derive(Args, Debug)]
+pub struct ItemArgs {
+    #[command(flatten)]
+    pub job: JobArgs,
+    /// Stop taking new items after this many seconds and return `done: false` (as the
+    /// Lambda does before its deadline); run it again to continue. Default: until done.
+    #[arg(long, value_name = "SECONDS")]
+    pub budget: Option<u64>,
+}
+
+pub async fn run_item(config: Config, args: ItemArgs) -> ExitCode {
+    let stop_at = args
+        .budget
+        .map(|s| SystemTime::now() + Duration::from_secs(s));
+    let run_id = args.job.run_id;
+    execute(
+        config,
+        args.job.output,
+        "items",
+        |_| 0,
+        move |ctx| {
+            Box::pin(async move {
+                let run_id = resolve_run_id(ctx, run_id).await?;
+                item::run(ctx, RunInput { run_id }, stop_at).await
+            })
+        },
+    )
+    .await
+}
+
+pub async fn run_is_active(config: Config, args: JobArgs) -> ExitCode {
+    let run_id = args.run_id;
+    execute(
+        config,
+        args.output,
+        "",
+        |_| 0,
+        move |ctx| {
+            Box::pin(async move {
+                let run_id = resolve_run_id(ctx, run_id).await?;
+                is_active::run(ctx, RunInput { run_id }).await
+            })
+        },
+    )
+    .await
+}
+
+/// `--run-id`, or the newest run of this env (said on stderr).
+pub async fn resolve_run_id(ctx: &AppContext, run_id: Option<Uuid>) -> Result<Uuid, JobError> {
+    if let Some(id) = run_id {
+        return Ok(id);
+    }
+    let guard = ctx.db().await?;
+    let row = guard
+        .as_ref()
+        .expect("connected")
+        .client
+        .query_opt(
+            "SELECT run_id FROM etl_runs WHERE env = $1 ORDER BY started_at DESC LIMIT 1",
+            &[&ctx.config.env.as_str()],
+        )
+        .await?;
+    let id: Uuid = row.map(|r| r.get(0)).ok_or_else(|| {
+        JobError::InvalidInput(format!(
+            "no run in env {} yet: run `collector job ranking` first, or pass --run-id",
+            ctx.config.env
+        ))
+    })?;
+    eprintln!("using the newest run of env {}: {id}", ctx.config.env);
+    Ok(id)
+}
+
+type JobFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<JobOutput, JobError>> + 'a>>;
+
+/// Prepares the context, shows progress while `work` runs, prints the outcome.
+async fn execute<F>(
+    config: Config,
+    output: OutputFormat,
+    label: &str,
+    bar_len: impl Fn(&AppContext) -> u64,
+    work: F,
+) -> ExitCode
+where
+    F: for<'a> FnOnce(&'a AppContext) -> JobFuture<'a>,
+{
+    let (ctx, sandbox) = match prepare(config).await {
+        Ok(v) => v,
+        Err(e) => return fail(&e),
+    };
+    let progress = progress_bar(&ctx, bar_len(&ctx), label, output);
+    let result = work(&ctx).await;
+    progress.finish_and_clear();
+    if let Some(s) = sandbox {
+        s.shutdown().await;
+    }
+    match result {
+        Ok(out) => {
+            match output {
+                OutputFormat::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&out).expect("serialises")
+                ),
+                OutputFormat::Text => summary::print(&out, &ctx.store.describe()),
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+/// A bar (or, without a known length, a spinner) of HTTP requests sent.
+fn progress_bar(ctx: &AppContext, len: u64, label: &str, format: OutputFormat) -> ProgressBar {
+    if format != OutputFormat::Text || label.is_empty() {
+        return ProgressBar::hidden();
+    }
+    let bar = if len > 0 {
+        ProgressBar::new(len)
+    } else {
+        ProgressBar::new_spinner()
+    };
+    let template = if len > 0 {
+        format!("{{spinner}} {label} [{{bar:30}}] {{pos}}/{{len}} requests  {{elapsed}}")
+    } else {
+        format!("{{spinner}} {label}: {{pos}} requests  {{elapsed}}")
+    };
+    bar.set_style(
+        ProgressStyle::with_template(&template)
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let client = ctx.rakuten.clone();
+    let start = client.stats().requests;
+    let b = bar.clone();
+    tokio::spawn(async move {
+        while !b.is_finished() {
+            b.set_position(client.stats().requests - start);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    bar
+}
+
+/// Options of `collector job genre` and `collector job tag`.
+#[derive(Args, Debug)]
+pub struct GenreTagArgs {
+    /// The run whose ranked items' genres/tags are refreshed (default: the newest run of
+    /// this env, named on stderr)
+    #[arg(long)]
+    pub run_id: Option<Uuid>,
+    /// What to print on stdout when the job ends
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+pub async fn run_genre(config: Config, args: GenreTagArgs) -> ExitCode {
+    use collector_core::jobs::genre;
+    let run_id = args.run_id;
+    execute(
+        config,
+        args.output,
+        "genres",
+        |_| 0,
+        move |ctx| {
+            Box::pin(async move {
+                let run_id = resolve_run_id(ctx, run_id).await?;
+                genre::run(ctx, RunInput { run_id }).await
+            })
+        },
+    )
+    .await
+}
+
+pub async fn run_tag(config: Config, args: GenreTagArgs) -> ExitCode {
+    use collector_core::jobs::tag;
+    let run_id = args.run_id;
+    execute(
+        config,
+        args.output,
+        "tag batches",
+        |_| 0,
+        move |ctx| {
+            Box::pin(async move {
+                let run_id = resolve_run_id(ctx, run_id).await?;
+                tag::run(ctx, RunInput { run_id }).await
+            })
+        },
+    )
+    .await
+}

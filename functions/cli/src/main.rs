@@ -1,0 +1,116 @@
+//! `collector`: ichiba-collector's command-line tool for local work and operations.
+
+mod job;
+mod run;
+mod sandbox;
+mod summary;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use collector_core::config::{Config, VARIABLES};
+
+#[derive(Parser)]
+#[command(
+    name = "collector",
+    version,
+    about = "Collects Rakuten Ichiba rankings, items, genres and tags into PostgreSQL, keeping every raw response",
+    after_help = config_help()
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply the database migrations (creates the local database first when APP_ENV=local)
+    Migrate,
+    /// Run one job of the jobnet
+    Job {
+        #[command(subcommand)]
+        job: JobCommand,
+    },
+    /// Serve the built-in Rakuten API sandbox until stopped (Ctrl-C)
+    Sandbox(sandbox::SandboxArgs),
+    /// Run the whole jobnet locally from statemachine/jobnet.asl.json (the definition AWS
+    /// runs): migrations, Guard, Ranking, the Item loop, Genre and Tag in parallel,
+    /// IsActive, Notify; progress and a summary table. Exit 1 when a job fails, 3 when
+    /// another run of the environment is still going
+    Run(run::RunArgs),
+}
+
+#[derive(Subcommand)]
+enum JobCommand {
+    /// JOB-R-01: fetch every configured ranking target × page, store raw pages, load the
+    /// day's snapshot (rakuten_rankings) and the items' ranking fields (rakuten_items)
+    Ranking(job::JobArgs),
+    /// JOB-I-01: look up this run's ranked items (Item Search by itemCode) whose details are
+    /// older than ITEM_REFRESH_HOURS; saves details and tag IDs, marks vanished items gone.
+    /// Resumable: with --budget it stops early with done=false; run it again to continue
+    Item(job::ItemArgs),
+    /// JOB-A-01: mark items active when ranked within ACTIVE_WINDOW_DAYS, inactive
+    /// otherwise, in one transaction; refuses (EvidenceMissing) unless this run's Ranking
+    /// and Item manifests are in the raw store
+    IsActive(job::JobArgs),
+    /// JOB-G-01: Genre Search for the genre IDs of this run's ranked items not fetched
+    /// within GENRE_REFRESH_DAYS; saves each genre and all its ancestors (name, level,
+    /// parent, root-first path) in rakuten_genres. Output: rows.rakuten_genres
+    /// (inserted/updated/unchanged), extra.targets; fails above GENRE_FAILURE_THRESHOLD
+    Genre(job::GenreTagArgs),
+    /// JOB-T-01: Tag Search (≤ 10 IDs per request) for the tag IDs of this run's items not
+    /// fetched within TAG_REFRESH_DAYS; saves rakuten_tag_groups and rakuten_tags. Output:
+    /// rows per table, extra.targets, extra.missing (IDs the API did not return); fails
+    /// above TAG_FAILURE_THRESHOLD
+    Tag(job::GenreTagArgs),
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// A human-readable summary
+    #[default]
+    Text,
+    /// The job's output document, the same JSON its Lambda returns
+    Json,
+}
+
+fn config_help() -> String {
+    let mut s = String::from("Configuration (environment variables):\n");
+    for (name, what) in VARIABLES {
+        s.push_str(&format!("  {name:<38} {what}\n"));
+    }
+    s
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    collector_core::telemetry::init_cli("info");
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command {
+        Command::Migrate => job::migrate(&config).await,
+        Command::Job {
+            job: JobCommand::Ranking(args),
+        } => job::run_ranking(config, args).await,
+        Command::Job {
+            job: JobCommand::Item(args),
+        } => job::run_item(config, args).await,
+        Command::Job {
+            job: JobCommand::IsActive(args),
+        } => job::run_is_active(config, args).await,
+        Command::Job {
+            job: JobCommand::Genre(args),
+        } => job::run_genre(config, args).await,
+        Command::Job {
+            job: JobCommand::Tag(args),
+        } => job::run_tag(config, args).await,
+        Command::Sandbox(args) => sandbox::serve(args).await,
+        Command::Run(args) => run::run(config, args).await,
+    }
+}

@@ -1,0 +1,570 @@
+//! `collector run`: the whole jobnet on this machine, from the same
+//! `statemachine/jobnet.asl.json` AWS Step Functions runs.
+//!
+//! The definition is executed by asl-runner (a strict interpreter of the ASL subset it
+//! uses). Its `${…}` substitutions name local functions, and every Task
+//! (`arn:aws:states:::lambda:invoke` with a `FunctionName`) is dispatched here to the same
+//! library entry points the Lambdas call: Guard and Notify from `collector_core::jobs`,
+//! the jobs through `collector_core::jobs::dispatch`. Guard's concurrency check is a
+//! PostgreSQL advisory lock per environment held by this process for the whole run.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use asl_runner::{
+    ExecutionOptions, ExecutionResult, Observer, RealClock, TaskContext, TaskError, TaskHandler,
+    TraceEvent,
+};
+use async_trait::async_trait;
+use clap::Args;
+use collector_core::config::Config;
+use collector_core::db::ledger::Job;
+use collector_core::jobs::guard::{self, GuardRequest, LocalLock};
+use collector_core::jobs::notify::{self, Notifier};
+use collector_core::jobs::{self, AppContext, JobError, JobOutput};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+/// The definition built into the binary, used when the file is not found.
+const EMBEDDED_DEFINITION: &str = include_str!("../../../statemachine/jobnet.asl.json");
+const DEFINITION_PATH: &str = "statemachine/jobnet.asl.json";
+const LAMBDA_INVOKE: &str = "arn:aws:states:::lambda:invoke";
+
+/// The Task states that run jobs, with the job's label, in jobnet order.
+const JOB_STATES: [(&str, &str); 5] = [
+    ("Ranking", "ranking"),
+    ("Item", "item"),
+    ("Genre", "genre"),
+    ("Tag", "tag"),
+    ("IsActive", "is_active"),
+];
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Start at this job (a manual rerun; with --run-id, inside that run)
+    #[arg(long, value_parser = ["ranking", "item", "genre_tag", "is_active"])]
+    pub start_at: Option<String>,
+    /// Resume this existing run instead of opening a new one
+    #[arg(long)]
+    pub run_id: Option<Uuid>,
+    /// Environment (sets APP_ENV for this run: local, dev, prod)
+    #[arg(long)]
+    pub env: Option<String>,
+    /// The state machine definition (default: statemachine/jobnet.asl.json found from the
+    /// current directory upwards, else the copy built into this binary)
+    #[arg(long)]
+    pub definition: Option<PathBuf>,
+    /// How many times Guard waits 60 s for another local run to end before refusing
+    /// (0: refuse at once)
+    #[arg(long, default_value_t = 10)]
+    pub guard_max_waits: u32,
+    /// Seconds of work per Item invocation before it checkpoints and the loop calls it again
+    #[arg(long, default_value_t = 60)]
+    pub item_slice_secs: u64,
+}
+
+/// Finds and loads the definition text; says where it came from.
+fn load_definition(path: Option<&Path>) -> Result<(String, String), String> {
+    if let Some(p) = path {
+        return std::fs::read_to_string(p)
+            .map(|t| (t, p.display().to_string()))
+            .map_err(|e| format!("cannot read --definition {}: {e}", p.display()));
+    }
+    if let Ok(cwd) = std::env::current_dir() {
+        for dir in cwd.ancestors() {
+            let p = dir.join(DEFINITION_PATH);
+            if p.is_file() {
+                if let Ok(t) = std::fs::read_to_string(&p) {
+                    return Ok((t, p.display().to_string()));
+                }
+            }
+        }
+    }
+    Ok((
+        EMBEDDED_DEFINITION.to_string(),
+        "the definition built into this binary".to_string(),
+    ))
+}
+
+/// `DefinitionSubstitutions` for local execution: function names the handler knows.
+pub fn local_substitutions(guard_max_waits: u32) -> HashMap<String, String> {
+    let mut m: HashMap<String, String> = [
+        ("GuardFunctionArn", "guard"),
+        ("RankingFunctionArn", "ranking"),
+        ("ItemFunctionArn", "item"),
+        ("GenreFunctionArn", "genre"),
+        ("TagFunctionArn", "tag"),
+        ("IsActiveFunctionArn", "is_active"),
+        ("NotifyFunctionArn", "notify"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    m.insert("GuardMaxWaits".into(), guard_max_waits.to_string());
+    m
+}
+
+/// Dispatches the definition's Tasks to the library.
+struct LocalTasks {
+    ctx: Arc<AppContext>,
+    lock: Arc<LocalLock>,
+    notifier: Notifier,
+    item_slice: Duration,
+    progress: ProgressBar,
+    notify_report: Mutex<Option<Value>>,
+}
+
+fn say(bar: &ProgressBar, msg: impl AsRef<str>) {
+    if bar.is_hidden() {
+        eprintln!("{}", msg.as_ref());
+    } else {
+        bar.println(msg.as_ref());
+    }
+}
+
+fn task_error(e: JobError) -> TaskError {
+    TaskError::new(e.error_type(), e.to_string())
+}
+
+#[async_trait]
+impl TaskHandler for LocalTasks {
+    async fn invoke(
+        &self,
+        state: &str,
+        resource: &str,
+        input: Value,
+        _tctx: &TaskContext,
+    ) -> Result<Value, TaskError> {
+        if resource != LAMBDA_INVOKE {
+            return Err(TaskError::new(
+                "States.Runtime",
+                format!("state {state}: local runs support only Resource {LAMBDA_INVOKE}, got {resource}"),
+            ));
+        }
+        let function = input
+            .get("FunctionName")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let payload = input.get("Payload").cloned().unwrap_or(json!({}));
+        let out =
+            match function.as_str() {
+                "guard" => {
+                    let req = GuardRequest::from_event(&payload).map_err(task_error)?;
+                    let out = guard::run(&self.ctx, req, self.lock.as_ref(), "local")
+                        .await
+                        .map_err(task_error)?;
+                    if !out.proceed {
+                        say(
+                            &self.progress,
+                            format!(
+                            "waiting: {} — checking again in {} s ({}/{} waits before refusing)",
+                            out.waiting_for.join("; "),
+                            guard::WAIT_SECONDS,
+                            out.waits,
+                            payload.get("max_waits").and_then(Value::as_str).unwrap_or("?"),
+                        ),
+                        );
+                    } else if let Some(id) = out.run_id {
+                        say(
+                            &self.progress,
+                            format!(
+                                "run {id} (env {}), starting at {}",
+                                self.ctx.config.env, out.start_at
+                            ),
+                        );
+                    }
+                    serde_json::to_value(out).expect("serialises")
+                }
+                "notify" => {
+                    let report = notify::run(&self.ctx, &payload, &self.notifier)
+                        .await
+                        .map_err(task_error)?;
+                    let v = serde_json::to_value(report).expect("serialises");
+                    *self.notify_report.lock().expect("lock") = Some(v.clone());
+                    v
+                }
+                name => {
+                    let job: Job = name.parse().map_err(task_error)?;
+                    let deadline = (job == Job::Item).then(|| {
+                        SystemTime::now() + self.item_slice + self.ctx.config.item.deadline_margin
+                    });
+                    jobs::dispatch(&self.ctx, job, payload, deadline)
+                        .await
+                        .map_err(task_error)?
+                }
+            };
+        Ok(json!({"Payload": out, "StatusCode": 200, "ExecutedVersion": "$LATEST"}))
+    }
+}
+
+/// Progress on the terminal: one line per job, a bar for the Item loop.
+struct Progress {
+    bar: ProgressBar,
+}
+
+fn job_label(state: &str) -> Option<&'static str> {
+    JOB_STATES
+        .iter()
+        .find(|(s, _)| *s == state)
+        .map(|(_, j)| *j)
+}
+
+impl Observer for Progress {
+    fn on_event(&self, e: &TraceEvent) {
+        match e {
+            TraceEvent::TaskScheduled { name, attempt, .. } => {
+                if let Some(job) = job_label(name) {
+                    if name != "Item" || *attempt > 0 {
+                        self.bar.set_message(format!("{job} …"));
+                    }
+                }
+                if name == "Item" && self.bar.length().is_none() {
+                    self.bar.set_style(
+                        ProgressStyle::with_template(
+                            "{spinner} item [{bar:30}] {pos}/{len} items  {elapsed}  {msg}",
+                        )
+                        .expect("valid template")
+                        .progress_chars("=> "),
+                    );
+                    self.bar.set_length(0);
+                }
+            }
+            TraceEvent::TaskSucceeded { name, output, .. } => {
+                let Some(job) = job_label(name) else { return };
+                let Some(out) = output
+                    .get("Payload")
+                    .and_then(|p| serde_json::from_value::<JobOutput>(p.clone()).ok())
+                else {
+                    return;
+                };
+                if name == "Item" {
+                    let queued = out.extra.get("queued").copied().unwrap_or(0).max(0) as u64;
+                    let remaining = out.extra.get("remaining").copied().unwrap_or(0).max(0) as u64;
+                    self.bar.set_length(queued);
+                    self.bar.set_position(queued.saturating_sub(remaining));
+                    if !out.done {
+                        let msg = format!("{remaining} left, continuing");
+                        if self.bar.is_hidden() {
+                            eprintln!(
+                                "… item: {}/{queued} items done, {msg}",
+                                queued.saturating_sub(remaining)
+                            );
+                        }
+                        self.bar.set_message(msg);
+                        return;
+                    }
+                }
+                say(
+                    &self.bar,
+                    format!(
+                        "✔ {job}: {} units, {} failed ({:.2}%), {} requests",
+                        out.units.attempted,
+                        out.units.failed,
+                        out.failure_rate * 100.0,
+                        out.requests
+                    ),
+                );
+            }
+            TraceEvent::TaskRetried {
+                name,
+                attempt,
+                delay_ms,
+                error,
+                ..
+            } => say(
+                &self.bar,
+                format!(
+                    "↻ {name}: {error}, retry {attempt} in {:.1} s",
+                    *delay_ms as f64 / 1000.0
+                ),
+            ),
+            TraceEvent::StateCaught {
+                name, error, cause, ..
+            } if job_label(name).is_some() || name == "Guard" => {
+                say(&self.bar, format!("✘ {name}: {error}: {cause}"))
+            }
+            _ => {}
+        }
+    }
+}
+
+/// One row of the end-of-run table, from the trace.
+#[derive(Debug, Default)]
+struct Row {
+    output: Option<JobOutput>,
+    error: Option<(String, String)>,
+    invocations: usize,
+    duration_ms: i64,
+}
+
+fn rows_from_trace(result: &ExecutionResult) -> BTreeMap<usize, (&'static str, Row)> {
+    let mut rows: BTreeMap<usize, (&'static str, Row)> = BTreeMap::new();
+    let idx = |name: &str| JOB_STATES.iter().position(|(s, _)| *s == name);
+    for e in &result.trace {
+        match e {
+            TraceEvent::TaskScheduled { name, .. } => {
+                if let Some(i) = idx(name) {
+                    rows.entry(i)
+                        .or_insert((JOB_STATES[i].1, Row::default()))
+                        .1
+                        .invocations += 1;
+                }
+            }
+            TraceEvent::TaskSucceeded { name, output, .. } => {
+                if let Some(i) = idx(name) {
+                    let row = &mut rows.entry(i).or_insert((JOB_STATES[i].1, Row::default())).1;
+                    if let Some(o) = output
+                        .get("Payload")
+                        .and_then(|p| serde_json::from_value::<JobOutput>(p.clone()).ok())
+                    {
+                        row.duration_ms += o.duration_ms;
+                        row.output = Some(o);
+                    }
+                    row.error = None;
+                }
+            }
+            TraceEvent::TaskFailed {
+                name, error, cause, ..
+            } => {
+                if let Some(i) = idx(name) {
+                    rows.entry(i)
+                        .or_insert((JOB_STATES[i].1, Row::default()))
+                        .1
+                        .error = Some((error.clone(), cause.clone()));
+                }
+            }
+            _ => {}
+        }
+    }
+    rows
+}
+
+fn print_table(result: &ExecutionResult) {
+    let rows = rows_from_trace(result);
+    if rows.is_empty() {
+        println!("no job ran");
+        return;
+    }
+    println!(
+        "{:<10} {:<10} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9}",
+        "job", "status", "units", "failed", "rate", "inserted", "updated", "requests", "duration"
+    );
+    for (job, row) in rows.values() {
+        let status = if row.error.is_some() {
+            "FAILED".to_string()
+        } else {
+            row.output
+                .as_ref()
+                .map(|o| o.status.clone())
+                .unwrap_or_else(|| "-".into())
+        };
+        match &row.output {
+            Some(o) if row.error.is_none() => {
+                let t = o.total_rows();
+                println!(
+                    "{job:<10} {status:<10} {:>8} {:>8} {:>7.2}% {:>9} {:>9} {:>9} {:>8.1}s",
+                    o.units.attempted,
+                    o.units.failed,
+                    o.failure_rate * 100.0,
+                    t.inserted,
+                    t.updated,
+                    o.requests,
+                    row.duration_ms as f64 / 1000.0
+                );
+            }
+            _ => println!(
+                "{job:<10} {status:<10} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9}",
+                "-", "-", "-", "-", "-", "-", "-"
+            ),
+        }
+        if let Some((e, c)) = &row.error {
+            println!("           {e}: {c}");
+        }
+        if row.invocations > 1 && *job == "item" {
+            println!("           ({} invocations)", row.invocations);
+        }
+    }
+}
+
+/// The state whose error ended the execution (the last catch of that error, else the
+/// last failed Task).
+fn failing_state(result: &ExecutionResult) -> Option<String> {
+    let err = result.error.as_deref()?;
+    result.trace.iter().rev().find_map(|e| match e {
+        TraceEvent::StateCaught { name, error, .. }
+            if error == err && !name.starts_with("Notify") =>
+        {
+            Some(name.clone())
+        }
+        TraceEvent::TaskFailed { name, error, .. }
+            if error == err && !name.starts_with("Notify") =>
+        {
+            Some(name.clone())
+        }
+        _ => None,
+    })
+}
+
+fn config_for(args: &RunArgs, config: Config) -> Result<Config, String> {
+    let Some(env) = &args.env else {
+        return Ok(config);
+    };
+    let mut vars: HashMap<String, String> = std::env::vars().collect();
+    vars.insert("APP_ENV".into(), env.clone());
+    Config::from_map(&vars).map_err(|e| e.to_string())
+}
+
+pub async fn run(config: Config, args: RunArgs) -> ExitCode {
+    let config = match config_for(&args, config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (text, source) = match load_definition(args.definition.as_deref()) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let def = asl_runner::substitute(&text, &local_substitutions(args.guard_max_waits))
+        .map_err(|e| e.to_string())
+        .and_then(|t| asl_runner::Definition::from_json(&t).map_err(|e| e.to_string()));
+    let def = match def {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: the state machine definition ({source}) is not usable: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    eprintln!("jobnet: {source}");
+    let database_url = match collector_core::secrets::resolve(&config).await {
+        Ok(s) => s.database_url,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let env = config.env.as_str().to_string();
+    let (ctx, sandbox) = match crate::job::prepare(config).await {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error [{}]: {e}", e.error_type());
+            return ExitCode::from(2);
+        }
+    };
+    let notifier = match Notifier::from_env().await {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("error [{}]: {e}", e.error_type());
+            return ExitCode::from(2);
+        }
+    };
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg}  {elapsed}").expect("valid template"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let lock = Arc::new(LocalLock::new(database_url, env.clone()));
+    let tasks = LocalTasks {
+        ctx: Arc::new(ctx),
+        lock: Arc::clone(&lock),
+        notifier,
+        item_slice: Duration::from_secs(args.item_slice_secs.max(1)),
+        progress: bar.clone(),
+        notify_report: Mutex::new(None),
+    };
+    let mut input = serde_json::Map::new();
+    if let Some(s) = &args.start_at {
+        input.insert("start_at".into(), json!(s));
+    }
+    if let Some(r) = args.run_id {
+        input.insert("run_id".into(), json!(r.to_string()));
+    }
+    let execution = Uuid::new_v4();
+    let opts = ExecutionOptions {
+        execution_id: format!("local:{env}:jobnet:{execution}"),
+        execution_name: execution.to_string(),
+        state_machine_id: format!("local:{env}:jobnet"),
+        state_machine_name: "jobnet".into(),
+    };
+    let progress = Progress { bar: bar.clone() };
+    let result = asl_runner::run(
+        &def,
+        Value::Object(input),
+        &tasks,
+        &RealClock,
+        opts,
+        Some(&progress),
+    )
+    .await;
+    bar.finish_and_clear();
+    lock.release().await;
+    if let Some(s) = sandbox {
+        s.shutdown().await;
+    }
+
+    println!();
+    print_table(&result);
+    let report = tasks.notify_report.lock().expect("lock").clone();
+    if let Some(r) = &report {
+        let delivered = r.get("delivered").and_then(Value::as_bool).unwrap_or(false);
+        let channels = r
+            .get("channels")
+            .and_then(Value::as_array)
+            .map(|c| c.len())
+            .unwrap_or(0);
+        if channels > 0 {
+            println!(
+                "notification: {}",
+                if delivered {
+                    "delivered"
+                } else {
+                    "NOT delivered (see the log)"
+                }
+            );
+        }
+    }
+    if result.succeeded() {
+        let run_id = result
+            .output
+            .as_ref()
+            .and_then(|o| o.pointer("/guard/Payload/run_id"))
+            .and_then(Value::as_str)
+            .unwrap_or("?");
+        println!("jobnet succeeded — run {run_id}");
+        ExitCode::SUCCESS
+    } else {
+        let error = result.error.clone().unwrap_or_default();
+        let cause = result.cause.clone().unwrap_or_default();
+        let state = failing_state(&result).unwrap_or_else(|| "?".into());
+        let job = job_label(&state).unwrap_or(state.as_str());
+        eprintln!("error: jobnet failed in {job} [{error}]: {cause}");
+        if error == "ConcurrentExecution" {
+            ExitCode::from(3)
+        } else {
+            ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_definition_loads_with_local_substitutions() {
+        let text = asl_runner::substitute(EMBEDDED_DEFINITION, &local_substitutions(3)).unwrap();
+        let def = asl_runner::Definition::from_json(&text).unwrap();
+        for t in def.tasks() {
+            assert_eq!(t.resource, LAMBDA_INVOKE, "{}", t.name);
+        }
+    }
+}

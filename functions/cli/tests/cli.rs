@@ -1,0 +1,144 @@
+//! The `collector` binary as a user runs it.
+
+use std::process::{Command, Output};
+
+use ichiba_collector_tests::*;
+
+fn collector(env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_collector"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("NO_COLOR", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.args(args).output().expect("run collector")
+}
+
+/// Runs the binary off the async runtime (the test's sandbox keeps serving meanwhile).
+async fn collector_async(env: &[(&str, &str)], args: &'static [&'static str]) -> Output {
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        collector(&env, args)
+    })
+    .await
+    .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_string()
+}
+
+#[test]
+fn help_lists_the_fixed_subcommands_and_variables() {
+    let out = collector(&[], &["--help"]);
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    for word in [
+        "migrate",
+        "job",
+        "sandbox",
+        "DATABASE_URL",
+        "RAKUTEN_APPLICATION_ID",
+        "RAW_STORE",
+        "APP_ENV",
+    ] {
+        assert!(help.contains(word), "--help lacks {word}:\n{help}");
+    }
+    let out = collector(&[], &["job", "ranking", "--help"]);
+    assert!(text(&out.stdout).contains("--output"));
+}
+
+#[test]
+fn bad_configuration_exits_non_zero_naming_the_variable() {
+    for (var, value) in [
+        ("RAKUTEN_REQUESTS_PER_SECOND", "fast"),
+        ("APP_ENV", "staging"),
+        ("DATABASE_URL", "postgresql://app:pw@db.example:port/ichiba"),
+        ("RAW_STORE", "ftp://nowhere"),
+    ] {
+        let out = collector(&[(var, value)], &["job", "ranking"]);
+        assert_eq!(out.status.code(), Some(2), "{var}={value}");
+        let err = text(&out.stderr);
+        assert!(err.contains(var), "{var}: {err}");
+        assert!(!err.contains(":pw@"), "the password leaked: {err}");
+    }
+}
+
+#[test]
+fn a_dead_database_is_reported_clearly() {
+    let out = collector(
+        &[("DATABASE_URL", "postgresql://postgres@127.0.0.1:1/ichiba")],
+        &["migrate"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("cannot connect to PostgreSQL at 127.0.0.1:1/ichiba"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn job_ranking_prints_its_output_document_as_json() {
+    let db = TestDb::new().await;
+    let sandbox = start_sandbox(sandbox_config(300)).await;
+    let raw = tempfile::tempdir().unwrap();
+    let store = format!("file://{}", raw.path().display());
+    let base = sandbox.base_url();
+    let env = [
+        ("DATABASE_URL", db.url.as_str()),
+        ("RAW_STORE", store.as_str()),
+        ("RAKUTEN_API_BASE_URL", base.as_str()),
+        ("RAKUTEN_APPLICATION_ID", TEST_APP_ID),
+        ("RAKUTEN_ACCESS_KEY", TEST_ACCESS_KEY),
+        ("RAKUTEN_REQUESTS_PER_SECOND", "200"),
+        ("RUST_LOG", "debug"),
+    ];
+    let out = collector_async(&env, &["job", "ranking", "--output", "json"]).await;
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&stdout).expect("stdout is one JSON document");
+    assert_eq!(doc["job"], "ranking");
+    assert_eq!(doc["status"], "succeeded");
+    assert_eq!(doc["units"]["attempted"], 11);
+    assert_eq!(doc["rows"]["rakuten_rankings"]["inserted"], 300);
+    for s in [TEST_APP_ID, TEST_ACCESS_KEY] {
+        assert!(
+            !stdout.contains(s) && !stderr.contains(s),
+            "credential in the CLI output"
+        );
+    }
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_credentials_the_built_in_sandbox_is_used_and_a_summary_printed() {
+    let db = TestDb::new().await;
+    let raw = tempfile::tempdir().unwrap();
+    let store = format!("file://{}", raw.path().display());
+    let env = [
+        ("DATABASE_URL", db.url.as_str()),
+        ("RAW_STORE", store.as_str()),
+        ("RANKING_MAX_PAGES", "2"),
+    ];
+    let out = collector_async(&env, &["job", "ranking"]).await;
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("built-in Rakuten sandbox"), "{stderr}");
+    for word in [
+        "ranking job succeeded",
+        "units",
+        "requests   2 sent",
+        "rakuten_rankings",
+        "60 inserted",
+        "duration",
+    ] {
+        assert!(stdout.contains(word), "summary lacks {word:?}:\n{stdout}");
+    }
+}

@@ -1,0 +1,731 @@
+//! Typed configuration, read from environment variables and validated once at start-up.
+//!
+//! Every error names the variable and what is wrong with it. Secrets are kept as
+//! [`SecretString`] so they cannot reach a log line through `Debug`. Where a secret has a
+//! `*_SSM_PARAMETER` variable, [`crate::secrets`] resolves it from SSM Parameter Store.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+/// Where the local environment keeps its raw objects when `RAW_STORE` is unset.
+pub const LOCAL_RAW_STORE_DEFAULT: &str = "file://./.local/raw";
+/// The local environment's database when `DATABASE_URL` is unset.
+pub const LOCAL_DATABASE_URL_DEFAULT: &str =
+    "postgresql://postgres@127.0.0.1:5432/ichiba_collector";
+pub const RAKUTEN_API_BASE_URL_DEFAULT: &str = "https://openapi.rakuten.co.jp";
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("configuration error: {variable}: {problem}")]
+pub struct ConfigError {
+    pub variable: String,
+    pub problem: String,
+}
+
+impl ConfigError {
+    pub fn new(variable: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self {
+            variable: variable.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppEnv {
+    Local,
+    Dev,
+    Prod,
+}
+
+impl AppEnv {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppEnv::Local => "local",
+            AppEnv::Dev => "dev",
+            AppEnv::Prod => "prod",
+        }
+    }
+}
+
+impl fmt::Display for AppEnv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for AppEnv {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "local" => Ok(AppEnv::Local),
+            "dev" => Ok(AppEnv::Dev),
+            "prod" => Ok(AppEnv::Prod),
+            other => Err(format!(
+                "unknown environment {other:?}; expected local, dev or prod"
+            )),
+        }
+    }
+}
+
+/// Where raw API responses are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawStoreLocation {
+    Dir(PathBuf),
+    S3 { bucket: String, prefix: String },
+}
+
+impl fmt::Display for RawStoreLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RawStoreLocation::Dir(p) => write!(f, "file://{}", p.display()),
+            RawStoreLocation::S3 { bucket, prefix } if prefix.is_empty() => {
+                write!(f, "s3://{bucket}")
+            }
+            RawStoreLocation::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
+impl RawStoreLocation {
+    /// `file:///abs/dir`, `file://./relative/dir` or `s3://bucket[/prefix]`.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        if let Some(rest) = value.strip_prefix("file://") {
+            if rest.is_empty() {
+                return Err(
+                    "file:// needs a directory, e.g. file:///var/raw or file://./.local/raw".into(),
+                );
+            }
+            return Ok(RawStoreLocation::Dir(PathBuf::from(rest)));
+        }
+        if let Some(rest) = value.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            let valid_bucket = (3..=63).contains(&bucket.len())
+                && bucket.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'
+                });
+            if !valid_bucket {
+                return Err(format!("{bucket:?} is not a valid S3 bucket name"));
+            }
+            return Ok(RawStoreLocation::S3 {
+                bucket: bucket.to_string(),
+                prefix: prefix.trim_matches('/').to_string(),
+            });
+        }
+        Err(format!(
+            "{value:?} is neither file://DIR nor s3://BUCKET/PREFIX"
+        ))
+    }
+}
+
+/// A ranking to collect: a genre (0 = overall) and a period (`None` = the daily ranking).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RankingTarget {
+    pub genre_id: i64,
+    pub period: Option<String>,
+}
+
+impl RankingTarget {
+    pub fn period_name(&self) -> &str {
+        self.period.as_deref().unwrap_or("daily")
+    }
+
+    /// `RANKING_TARGETS` syntax: comma-separated `GENRE[:PERIOD]`, e.g. `0,100283,0:realtime`.
+    pub fn parse_list(value: &str) -> Result<Vec<Self>, String> {
+        let mut out = Vec::new();
+        for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (genre, period) = part.split_once(':').unwrap_or((part, ""));
+            let genre_id: i64 = genre
+                .trim()
+                .parse()
+                .map_err(|_| format!("{genre:?} is not a genre id (an integer, 0 = overall)"))?;
+            if genre_id < 0 {
+                return Err(format!("genre id {genre_id} is negative"));
+            }
+            let period = match period.trim() {
+                "" | "daily" => None,
+                "realtime" => Some("realtime".to_string()),
+                other => {
+                    return Err(format!(
+                        "period {other:?} is not supported; use daily or realtime"
+                    ))
+                }
+            };
+            let target = RankingTarget { genre_id, period };
+            if !out.contains(&target) {
+                out.push(target);
+            }
+        }
+        if out.is_empty() {
+            return Err("no ranking target given".into());
+        }
+        Ok(out)
+    }
+}
+
+/// A secret that is either given directly or named in SSM Parameter Store.
+#[derive(Debug, Clone)]
+pub enum SecretSource {
+    Value(SecretString),
+    SsmParameter(String),
+    Absent,
+}
+
+/// The Rakuten API settings (credentials still unresolved).
+#[derive(Debug, Clone)]
+pub struct RakutenSettings {
+    pub base_url: Url,
+    pub ranking_path: String,
+    pub item_search_path: String,
+    pub genre_search_path: String,
+    pub tag_search_path: String,
+    pub application_id: SecretSource,
+    pub access_key: SecretSource,
+    pub affiliate_id: SecretSource,
+    pub referer: Option<String>,
+    pub origin: Option<String>,
+    pub format_version: u8,
+    pub requests_per_second: f64,
+    pub max_attempts: u32,
+    pub retry_base_delay: Duration,
+    pub timeout: Duration,
+    /// Pace through the request budget shared in PostgreSQL (see `pacing`); off = this process only.
+    pub shared_budget: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub env: AppEnv,
+    pub database_url: SecretSource,
+    pub raw_store: RawStoreLocation,
+    pub rakuten: RakutenSettings,
+    pub ranking_targets: Vec<RankingTarget>,
+    pub ranking_max_pages: u32,
+    /// Failure-rate threshold of the Ranking job (fraction, default 0.01).
+    pub ranking_failure_threshold: f64,
+    /// Genre: genres fetched within this many days are not fetched again (default 7).
+    pub genre_refresh_days: u32,
+    /// Failure-rate threshold of the Genre job (fraction, default 0.01).
+    pub genre_failure_threshold: f64,
+    /// Tag: tags fetched within this many days are not fetched again (default 7).
+    pub tag_refresh_days: u32,
+    /// Failure-rate threshold of the Tag job (fraction, default 0.01).
+    pub tag_failure_threshold: f64,
+    pub item: ItemSettings,
+    /// IsActive: an item is active when ranked within this many days (JST dates, run date included).
+    pub active_window_days: u32,
+}
+
+/// The Item job's settings.
+#[derive(Debug, Clone)]
+pub struct ItemSettings {
+    /// Items whose details were fetched within this window are not fetched again.
+    pub refresh: Duration,
+    pub failure_threshold: f64,
+    /// An invocation stops this long before its deadline (Lambda) or budget (CLI).
+    pub deadline_margin: Duration,
+    /// Items fetched per database commit.
+    pub batch_size: usize,
+}
+
+/// Every variable the configuration reads, for `--help` texts and docs.
+pub const VARIABLES: &[(&str, &str)] = &[
+    ("APP_ENV", "local | dev | prod (default local)"),
+    ("DATABASE_URL", "PostgreSQL URL; sslmode=require for TLS (local default: postgresql://postgres@127.0.0.1:5432/ichiba_collector)"),
+    ("DATABASE_URL_SSM_PARAMETER", "SSM SecureString parameter holding DATABASE_URL"),
+    ("RAKUTEN_APPLICATION_ID", "Rakuten application ID (local: unset = built-in sandbox)"),
+    ("RAKUTEN_APPLICATION_ID_SSM_PARAMETER", "SSM parameter holding the application ID"),
+    ("RAKUTEN_ACCESS_KEY", "Rakuten access key (pk_...)"),
+    ("RAKUTEN_ACCESS_KEY_SSM_PARAMETER", "SSM parameter holding the access key"),
+    ("RAKUTEN_AFFILIATE_ID", "optional affiliate ID (or RAKUTEN_AFFILIATE_ID_SSM_PARAMETER)"),
+    ("RAKUTEN_API_BASE_URL", "API base URL (default https://openapi.rakuten.co.jp)"),
+    ("RAKUTEN_RANKING_PATH", "default /ichibaranking/api/IchibaItem/Ranking/20220601"),
+    ("RAKUTEN_ITEM_SEARCH_PATH", "default /ichibams/api/IchibaItem/Search/20220601"),
+    ("RAKUTEN_GENRE_SEARCH_PATH", "default /ichibagt/api/IchibaGenre/Search/20170711"),
+    ("RAKUTEN_TAG_SEARCH_PATH", "default /ichibagt/api/IchibaTag/Search/20140222"),
+    ("RAKUTEN_REFERER", "Referer header for web-application apps"),
+    ("RAKUTEN_ORIGIN", "Origin header for web-application apps"),
+    ("RAKUTEN_FORMAT_VERSION", "1 or 2 (default 2)"),
+    ("RAKUTEN_REQUESTS_PER_SECOND", "request pacing per process (default 0.95)"),
+    ("RAKUTEN_MAX_ATTEMPTS", "tries per request, retries included (default 4)"),
+    ("RAKUTEN_RETRY_BASE_MS", "first backoff delay in ms, doubled per retry with jitter (default 1000)"),
+    ("RAKUTEN_TIMEOUT_SECS", "per-request timeout (default 20)"),
+    ("RAKUTEN_SHARED_BUDGET", "postgres (default): every process on one application ID shares the rate through PostgreSQL; off: per process"),
+    ("RAW_STORE", "file:///dir or s3://bucket/prefix (local default file://./.local/raw)"),
+    ("RANKING_TARGETS", "comma-separated GENRE[:PERIOD] (default 0 = overall daily)"),
+    ("RANKING_MAX_PAGES", "pages per ranking target, 1-34 (default 34)"),
+    ("RANKING_FAILURE_THRESHOLD", "failure rate above which Ranking fails (default 0.01)"),
+    ("GENRE_REFRESH_DAYS", "Genre: genres fetched within this many days are skipped, 0 = always fetch (default 7)"),
+    ("GENRE_FAILURE_THRESHOLD", "failure rate above which Genre fails (default 0.01)"),
+    ("TAG_REFRESH_DAYS", "Tag: tags fetched within this many days are skipped, 0 = always fetch (default 7)"),
+    ("TAG_FAILURE_THRESHOLD", "failure rate above which Tag fails (default 0.01)"),
+    ("ITEM_REFRESH_HOURS", "item details fetched within this many hours are not fetched again (default 20)"),
+    ("ITEM_FAILURE_THRESHOLD", "failure rate above which Item fails (default 0.05)"),
+    ("ITEM_DEADLINE_MARGIN_SECS", "an Item invocation stops this long before its deadline (default 60)"),
+    ("ITEM_BATCH_SIZE", "items saved per database commit (default 10)"),
+    ("ACTIVE_WINDOW_DAYS", "IsActive: ranked within this many days = active (default 7)"),
+];
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let vars: HashMap<String, String> = std::env::vars().collect();
+        Self::from_map(&vars)
+    }
+
+    /// Reads configuration from a map (the environment, or a test's own map).
+    pub fn from_map(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| {
+            vars.get(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+
+        let env = match get("APP_ENV") {
+            None => AppEnv::Local,
+            Some(v) => v.parse().map_err(|e| ConfigError::new("APP_ENV", e))?,
+        };
+
+        let secret = |name: &str| -> Result<SecretSource, ConfigError> {
+            let ssm_name = format!("{name}_SSM_PARAMETER");
+            match (
+                vars.get(name).filter(|v| !v.trim().is_empty()),
+                get(&ssm_name),
+            ) {
+                (Some(_), Some(_)) => Err(ConfigError::new(
+                    name,
+                    format!("set either {name} or {ssm_name}, not both"),
+                )),
+                (Some(v), None) => Ok(SecretSource::Value(SecretString::from(
+                    v.trim().to_string(),
+                ))),
+                (None, Some(p)) => Ok(SecretSource::SsmParameter(p)),
+                (None, None) => Ok(SecretSource::Absent),
+            }
+        };
+
+        let mut database_url = secret("DATABASE_URL")?;
+        if let SecretSource::Value(url) = &database_url {
+            validate_database_url(url.expose_secret())
+                .map_err(|e| ConfigError::new("DATABASE_URL", e))?;
+        }
+        if matches!(database_url, SecretSource::Absent) {
+            if env == AppEnv::Local {
+                database_url = SecretSource::Value(SecretString::from(LOCAL_DATABASE_URL_DEFAULT));
+            } else {
+                return Err(ConfigError::new(
+                    "DATABASE_URL",
+                    format!("required when APP_ENV={env} (or set DATABASE_URL_SSM_PARAMETER)"),
+                ));
+            }
+        }
+
+        let raw_store = match get("RAW_STORE") {
+            Some(v) => RawStoreLocation::parse(&v).map_err(|e| ConfigError::new("RAW_STORE", e))?,
+            None if env == AppEnv::Local => {
+                RawStoreLocation::parse(LOCAL_RAW_STORE_DEFAULT).expect("valid default")
+            }
+            None => {
+                return Err(ConfigError::new(
+                    "RAW_STORE",
+                    format!("required when APP_ENV={env}, e.g. s3://my-bucket/raw"),
+                ))
+            }
+        };
+
+        let base_url = match get("RAKUTEN_API_BASE_URL") {
+            None => Url::parse(RAKUTEN_API_BASE_URL_DEFAULT).expect("valid default"),
+            Some(v) => {
+                let url = Url::parse(&v).map_err(|e| {
+                    ConfigError::new("RAKUTEN_API_BASE_URL", format!("{v:?} is not a URL: {e}"))
+                })?;
+                if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+                    return Err(ConfigError::new(
+                        "RAKUTEN_API_BASE_URL",
+                        format!("{v:?} must be an http(s) URL with a host"),
+                    ));
+                }
+                url
+            }
+        };
+        let path = |name: &str, default: &str| -> Result<String, ConfigError> {
+            let p = get(name).unwrap_or_else(|| default.to_string());
+            if !p.starts_with('/') || p.contains('?') {
+                return Err(ConfigError::new(
+                    name,
+                    format!("{p:?} must be a path starting with / and without a query"),
+                ));
+            }
+            Ok(p)
+        };
+
+        let application_id = secret("RAKUTEN_APPLICATION_ID")?;
+        let access_key = secret("RAKUTEN_ACCESS_KEY")?;
+        if env != AppEnv::Local {
+            for (name, source) in [
+                ("RAKUTEN_APPLICATION_ID", &application_id),
+                ("RAKUTEN_ACCESS_KEY", &access_key),
+            ] {
+                if matches!(source, SecretSource::Absent) {
+                    return Err(ConfigError::new(
+                        name,
+                        format!("required when APP_ENV={env} (or set {name}_SSM_PARAMETER)"),
+                    ));
+                }
+            }
+        }
+        if matches!(application_id, SecretSource::Absent)
+            != matches!(access_key, SecretSource::Absent)
+        {
+            let missing = if matches!(application_id, SecretSource::Absent) {
+                "RAKUTEN_APPLICATION_ID"
+            } else {
+                "RAKUTEN_ACCESS_KEY"
+            };
+            return Err(ConfigError::new(
+                missing,
+                "the Rakuten application ID and access key must be set together",
+            ));
+        }
+
+        let rakuten = RakutenSettings {
+            base_url,
+            ranking_path: path(
+                "RAKUTEN_RANKING_PATH",
+                "/ichibaranking/api/IchibaItem/Ranking/20220601",
+            )?,
+            item_search_path: path(
+                "RAKUTEN_ITEM_SEARCH_PATH",
+                "/ichibams/api/IchibaItem/Search/20220601",
+            )?,
+            genre_search_path: path(
+                "RAKUTEN_GENRE_SEARCH_PATH",
+                "/ichibagt/api/IchibaGenre/Search/20170711",
+            )?,
+            tag_search_path: path(
+                "RAKUTEN_TAG_SEARCH_PATH",
+                "/ichibagt/api/IchibaTag/Search/20140222",
+            )?,
+            application_id,
+            access_key,
+            affiliate_id: secret("RAKUTEN_AFFILIATE_ID")?,
+            referer: get("RAKUTEN_REFERER"),
+            origin: get("RAKUTEN_ORIGIN"),
+            format_version: parse_num(&get, "RAKUTEN_FORMAT_VERSION", 2u8, |v| {
+                (v == 1 || v == 2).then_some(()).ok_or("must be 1 or 2")
+            })?,
+            requests_per_second: parse_num(&get, "RAKUTEN_REQUESTS_PER_SECOND", 0.95f64, |v| {
+                (v.is_finite() && v > 0.0 && v <= 1000.0)
+                    .then_some(())
+                    .ok_or("must be a number > 0 and <= 1000")
+            })?,
+            max_attempts: parse_num(&get, "RAKUTEN_MAX_ATTEMPTS", 4u32, |v| {
+                (1..=10)
+                    .contains(&v)
+                    .then_some(())
+                    .ok_or("must be between 1 and 10")
+            })?,
+            retry_base_delay: Duration::from_millis(parse_num(
+                &get,
+                "RAKUTEN_RETRY_BASE_MS",
+                1000u64,
+                |v| (v <= 60_000).then_some(()).ok_or("must be at most 60000"),
+            )?),
+            timeout: Duration::from_secs(parse_num(&get, "RAKUTEN_TIMEOUT_SECS", 20u64, |v| {
+                (1..=300)
+                    .contains(&v)
+                    .then_some(())
+                    .ok_or("must be between 1 and 300")
+            })?),
+            shared_budget: match get("RAKUTEN_SHARED_BUDGET").as_deref() {
+                None | Some("postgres") => true,
+                Some("off") => false,
+                Some(other) => {
+                    return Err(ConfigError::new(
+                        "RAKUTEN_SHARED_BUDGET",
+                        format!("{other:?} is neither postgres nor off"),
+                    ))
+                }
+            },
+        };
+
+        let ranking_targets =
+            RankingTarget::parse_list(&get("RANKING_TARGETS").unwrap_or_else(|| "0".into()))
+                .map_err(|e| ConfigError::new("RANKING_TARGETS", e))?;
+        let ranking_max_pages = parse_num(&get, "RANKING_MAX_PAGES", 34u32, |v| {
+            (1..=34)
+                .contains(&v)
+                .then_some(())
+                .ok_or("must be between 1 and 34")
+        })?;
+        let ranking_failure_threshold =
+            parse_num(&get, "RANKING_FAILURE_THRESHOLD", 0.01f64, |v| {
+                (0.0..1.0)
+                    .contains(&v)
+                    .then_some(())
+                    .ok_or("must be a fraction in [0, 1)")
+            })?;
+
+        let item = ItemSettings {
+            refresh: Duration::from_secs(
+                3600 * parse_num(&get, "ITEM_REFRESH_HOURS", 20u64, |v| {
+                    (v <= 24 * 365).then_some(()).ok_or("must be at most 8760")
+                })?,
+            ),
+            failure_threshold: parse_num(&get, "ITEM_FAILURE_THRESHOLD", 0.05f64, |v| {
+                (0.0..1.0)
+                    .contains(&v)
+                    .then_some(())
+                    .ok_or("must be a fraction in [0, 1)")
+            })?,
+            deadline_margin: Duration::from_secs(parse_num(
+                &get,
+                "ITEM_DEADLINE_MARGIN_SECS",
+                60u64,
+                |v| (v <= 600).then_some(()).ok_or("must be at most 600"),
+            )?),
+            batch_size: parse_num(&get, "ITEM_BATCH_SIZE", 10usize, |v| {
+                (1..=500)
+                    .contains(&v)
+                    .then_some(())
+                    .ok_or("must be between 1 and 500")
+            })?,
+        };
+        let active_window_days = parse_num(&get, "ACTIVE_WINDOW_DAYS", 7u32, |v| {
+            (1..=366)
+                .contains(&v)
+                .then_some(())
+                .ok_or("must be between 1 and 366")
+        })?;
+
+        let refresh_days = |name: &str| {
+            parse_num(&get, name, 7u32, |v| {
+                (v <= 3650)
+                    .then_some(())
+                    .ok_or("must be between 0 and 3650")
+            })
+        };
+        let threshold = |name: &str| {
+            parse_num(&get, name, 0.01f64, |v| {
+                (0.0..1.0)
+                    .contains(&v)
+                    .then_some(())
+                    .ok_or("must be a fraction in [0, 1)")
+            })
+        };
+        let genre_refresh_days = refresh_days("GENRE_REFRESH_DAYS")?;
+        let genre_failure_threshold = threshold("GENRE_FAILURE_THRESHOLD")?;
+        let tag_refresh_days = refresh_days("TAG_REFRESH_DAYS")?;
+        let tag_failure_threshold = threshold("TAG_FAILURE_THRESHOLD")?;
+
+        Ok(Config {
+            env,
+            database_url,
+            raw_store,
+            rakuten,
+            ranking_targets,
+            ranking_max_pages,
+            ranking_failure_threshold,
+            genre_refresh_days,
+            genre_failure_threshold,
+            tag_refresh_days,
+            tag_failure_threshold,
+            item,
+            active_window_days,
+        })
+    }
+
+    /// True when no Rakuten credentials are configured (only possible with APP_ENV=local).
+    pub fn has_rakuten_credentials(&self) -> bool {
+        !matches!(self.rakuten.application_id, SecretSource::Absent)
+    }
+}
+
+fn parse_num<T, G>(
+    get: &G,
+    name: &str,
+    default: T,
+    check: impl Fn(T) -> Result<(), &'static str>,
+) -> Result<T, ConfigError>
+where
+    T: FromStr + Copy + fmt::Display,
+    G: Fn(&str) -> Option<String>,
+{
+    let Some(raw) = get(name) else {
+        return Ok(default);
+    };
+    let value: T = raw
+        .parse()
+        .map_err(|_| ConfigError::new(name, format!("{raw:?} is not a number")))?;
+    check(value).map_err(|why| ConfigError::new(name, format!("{value} {why}")))?;
+    Ok(value)
+}
+
+/// Checks a PostgreSQL URL without echoing it (it carries a password).
+pub fn validate_database_url(url: &str) -> Result<(), String> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err("must start with postgres:// or postgresql://".into());
+    }
+    let config: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| {
+        format!(
+            "not a valid PostgreSQL URL ({})",
+            redact_db_error(&e.to_string(), url)
+        )
+    })?;
+    if config.get_hosts().is_empty() {
+        return Err("names no host".into());
+    }
+    if config.get_dbname().is_none() {
+        return Err("names no database (postgresql://USER@HOST:PORT/DATABASE)".into());
+    }
+    Ok(())
+}
+
+/// Removes the URL's password, should an error message ever quote it.
+pub(crate) fn redact_db_error(message: &str, url: &str) -> String {
+    match Url::parse(url)
+        .ok()
+        .and_then(|u| u.password().map(str::to_string))
+    {
+        Some(pw) if !pw.is_empty() => message.replace(&pw, "***"),
+        _ => message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_map(&map)
+    }
+
+    #[test]
+    fn local_defaults() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.env, AppEnv::Local);
+        assert_eq!(
+            c.raw_store,
+            RawStoreLocation::Dir(PathBuf::from("./.local/raw"))
+        );
+        assert_eq!(
+            c.ranking_targets,
+            vec![RankingTarget {
+                genre_id: 0,
+                period: None
+            }]
+        );
+        assert!((c.rakuten.requests_per_second - 0.95).abs() < 1e-9);
+        assert!(!c.has_rakuten_credentials());
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let e = cfg(&[("RAKUTEN_REQUESTS_PER_SECOND", "fast")]).unwrap_err();
+        assert_eq!(e.variable, "RAKUTEN_REQUESTS_PER_SECOND");
+        assert!(e.to_string().contains("\"fast\" is not a number"), "{e}");
+        let e = cfg(&[("RAKUTEN_REQUESTS_PER_SECOND", "0")]).unwrap_err();
+        assert_eq!(e.variable, "RAKUTEN_REQUESTS_PER_SECOND");
+        let e = cfg(&[("APP_ENV", "staging")]).unwrap_err();
+        assert_eq!(e.variable, "APP_ENV");
+        assert!(e.problem.contains("staging"));
+        let e = cfg(&[("DATABASE_URL", "mysql://x@y/z")]).unwrap_err();
+        assert_eq!(e.variable, "DATABASE_URL");
+        let e = cfg(&[("RAW_STORE", "ftp://x")]).unwrap_err();
+        assert_eq!(e.variable, "RAW_STORE");
+        let e = cfg(&[("RANKING_TARGETS", "0,abc")]).unwrap_err();
+        assert_eq!(e.variable, "RANKING_TARGETS");
+        let e = cfg(&[("RAKUTEN_FORMAT_VERSION", "3")]).unwrap_err();
+        assert_eq!(e.variable, "RAKUTEN_FORMAT_VERSION");
+    }
+
+    #[test]
+    fn database_url_errors_never_quote_the_password() {
+        let e = cfg(&[("DATABASE_URL", "postgresql://u:hunter2@host:notaport/db")]).unwrap_err();
+        assert_eq!(e.variable, "DATABASE_URL");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn cloud_envs_require_store_database_and_credentials() {
+        let e = cfg(&[("APP_ENV", "dev")]).unwrap_err();
+        assert_eq!(e.variable, "DATABASE_URL");
+        let e = cfg(&[("APP_ENV", "dev"), ("DATABASE_URL_SSM_PARAMETER", "/x/db")]).unwrap_err();
+        assert_eq!(e.variable, "RAW_STORE");
+        let e = cfg(&[
+            ("APP_ENV", "prod"),
+            ("DATABASE_URL_SSM_PARAMETER", "/x/db"),
+            ("RAW_STORE", "s3://bucket-x/raw"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.variable, "RAKUTEN_APPLICATION_ID");
+        let c = cfg(&[
+            ("APP_ENV", "prod"),
+            ("DATABASE_URL_SSM_PARAMETER", "/x/db"),
+            ("RAW_STORE", "s3://bucket-x/raw/"),
+            ("RAKUTEN_APPLICATION_ID_SSM_PARAMETER", "/x/app"),
+            ("RAKUTEN_ACCESS_KEY_SSM_PARAMETER", "/x/key"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.raw_store,
+            RawStoreLocation::S3 {
+                bucket: "bucket-x".into(),
+                prefix: "raw".into()
+            }
+        );
+    }
+
+    #[test]
+    fn both_value_and_parameter_is_an_error() {
+        let e = cfg(&[
+            ("DATABASE_URL", "postgresql://a@b/c"),
+            ("DATABASE_URL_SSM_PARAMETER", "/p"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.variable, "DATABASE_URL");
+    }
+
+    #[test]
+    fn genre_and_tag_settings() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!((c.genre_refresh_days, c.tag_refresh_days), (7, 7));
+        assert!((c.genre_failure_threshold - 0.01).abs() < 1e-9);
+        assert!((c.tag_failure_threshold - 0.01).abs() < 1e-9);
+        let c = cfg(&[
+            ("GENRE_REFRESH_DAYS", "0"),
+            ("TAG_FAILURE_THRESHOLD", "0.05"),
+        ])
+        .unwrap();
+        assert_eq!(c.genre_refresh_days, 0);
+        assert!((c.tag_failure_threshold - 0.05).abs() < 1e-9);
+        for (name, bad) in [
+            ("GENRE_REFRESH_DAYS", "-1"),
+            ("TAG_REFRESH_DAYS", "week"),
+            ("GENRE_FAILURE_THRESHOLD", "1.5"),
+            ("TAG_FAILURE_THRESHOLD", "x"),
+        ] {
+            let e = cfg(&[(name, bad)]).unwrap_err();
+            assert_eq!(e.variable, name);
+            assert!(e.to_string().contains(name), "{e}");
+        }
+    }
+
+    #[test]
+    fn targets_parse() {
+        let t = RankingTarget::parse_list("0, 100283:realtime,100283,0").unwrap();
+        assert_eq!(t.len(), 3);
+        assert_eq!(t[1].period_name(), "realtime");
+        assert!(RankingTarget::parse_list("0:weekly").is_err());
+        assert!(RankingTarget::parse_list(" , ").is_err());
+    }
+}

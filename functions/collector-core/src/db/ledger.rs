@@ -1,0 +1,321 @@
+//! The run ledger: `etl_runs`, `etl_job_runs` and `etl_failures`.
+
+use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+use tokio_postgres::{Client, GenericClient};
+use uuid::Uuid;
+
+use super::DbError;
+
+/// Rakuten's calendar: snapshot dates and raw-store folders use Japan time (no DST).
+pub fn jst() -> FixedOffset {
+    FixedOffset::east_opt(9 * 3600).expect("valid offset")
+}
+
+pub fn jst_date(at: DateTime<Utc>) -> NaiveDate {
+    at.with_timezone(&jst()).date_naive()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Job {
+    Ranking,
+    Item,
+    Genre,
+    Tag,
+    IsActive,
+}
+
+impl Job {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Job::Ranking => "ranking",
+            Job::Item => "item",
+            Job::Genre => "genre",
+            Job::Tag => "tag",
+            Job::IsActive => "is_active",
+        }
+    }
+}
+
+impl std::fmt::Display for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A row of `etl_runs`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Run {
+    pub run_id: Uuid,
+    pub env: String,
+    pub run_date: NaiveDate,
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+}
+
+fn run_from_row(r: &tokio_postgres::Row) -> Run {
+    Run {
+        run_id: r.get("run_id"),
+        env: r.get("env"),
+        run_date: r.get("run_date"),
+        status: r.get("status"),
+        started_at: r.get("started_at"),
+    }
+}
+
+/// Opens a new run in `env`.
+pub async fn create_run(
+    client: &impl GenericClient,
+    env: &str,
+    trigger: &str,
+) -> Result<Run, DbError> {
+    let run_id = Uuid::new_v4();
+    let now = Utc::now();
+    let row = client
+        .query_one(
+            "INSERT INTO etl_runs (run_id, env, run_date, trigger, started_at) VALUES ($1, $2, $3, $4, $5)
+             RETURNING run_id, env, run_date, status, started_at",
+            &[&run_id, &env, &jst_date(now), &trigger, &now],
+        )
+        .await?;
+    Ok(run_from_row(&row))
+}
+
+pub async fn get_run(client: &impl GenericClient, run_id: Uuid) -> Result<Option<Run>, DbError> {
+    let row = client
+        .query_opt(
+            "SELECT run_id, env, run_date, status, started_at FROM etl_runs WHERE run_id = $1",
+            &[&run_id],
+        )
+        .await?;
+    Ok(row.as_ref().map(run_from_row))
+}
+
+/// Marks a run finished (succeeded or failed).
+pub async fn finish_run(
+    client: &impl GenericClient,
+    run_id: Uuid,
+    succeeded: bool,
+    error: Option<(&str, &str)>,
+) -> Result<(), DbError> {
+    let status = if succeeded { "succeeded" } else { "failed" };
+    client
+        .execute(
+            "UPDATE etl_runs SET status = $2, finished_at = now(), error_type = $3, error_message = $4 WHERE run_id = $1",
+            &[&run_id, &status, &error.map(|e| e.0), &error.map(|e| e.1)],
+        )
+        .await?;
+    Ok(())
+}
+
+/// One job of one run, as started.
+#[derive(Debug, Clone)]
+pub struct JobRun {
+    pub run: Run,
+    pub job: Job,
+    /// 1 for the first start of this job in this run, +1 for each rerun.
+    pub attempt: i32,
+    /// Start of the job's first invocation in this run (kept across loop iterations and reruns).
+    pub job_start_at: DateTime<Utc>,
+    pub started_at: DateTime<Utc>,
+    /// Invocations of this job in this run so far, this one included.
+    pub invocations: i32,
+    /// True when this invocation continues an unfinished one (a loop iteration or a
+    /// restart after a crash) rather than starting a new attempt.
+    pub continuing: bool,
+    /// The Item job's queue size once built.
+    pub queue_size: Option<i32>,
+}
+
+/// Starts `job` in `run`. A job run still marked running (a loop iteration, or one whose
+/// invocation died) is continued; a finished one is rerun as a new attempt. Either way
+/// `job_start_at` stays the start of the first invocation.
+pub async fn start_job(
+    client: &impl GenericClient,
+    run: &Run,
+    job: Job,
+    threshold: f64,
+) -> Result<JobRun, DbError> {
+    let now = Utc::now();
+    let row = client
+        .query_one(
+            "WITH prev AS (SELECT status FROM etl_job_runs WHERE run_id = $1 AND job = $2)
+             INSERT INTO etl_job_runs AS j (run_id, job, status, job_start_at, last_started_at, threshold)
+             VALUES ($1, $2, 'running', $3, $3, $4)
+             ON CONFLICT (run_id, job) DO UPDATE SET
+                 status = 'running',
+                 attempt = j.attempt + CASE WHEN j.status = 'running' THEN 0 ELSE 1 END,
+                 invocations = j.invocations + 1, last_started_at = EXCLUDED.last_started_at,
+                 duration_ms = CASE WHEN j.status = 'running' THEN j.duration_ms END,
+                 threshold = EXCLUDED.threshold, finished_at = NULL, error_type = NULL, error_message = NULL
+             RETURNING attempt, job_start_at, invocations, (SELECT status FROM prev), queue_size",
+            &[&run.run_id, &job.as_str(), &now, &threshold],
+        )
+        .await?;
+    let previous: Option<String> = row.get(3);
+    Ok(JobRun {
+        run: run.clone(),
+        job,
+        attempt: row.get(0),
+        job_start_at: row.get(1),
+        started_at: now,
+        invocations: row.get(2),
+        continuing: previous.as_deref() == Some("running"),
+        queue_size: row.get(4),
+    })
+}
+
+/// Marks a run running again (a job rerun in a run that had finished).
+pub async fn reopen_run(client: &impl GenericClient, run_id: Uuid) -> Result<(), DbError> {
+    client
+        .execute(
+            "UPDATE etl_runs SET status = 'running', finished_at = NULL, error_type = NULL, error_message = NULL WHERE run_id = $1",
+            &[&run_id],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Marks a job run as still running after an invocation that stopped before its end
+/// (the Item job's time box): counts so far and the output document.
+pub async fn pause_job(
+    client: &impl GenericClient,
+    job_run: &JobRun,
+    output: &serde_json::Value,
+) -> Result<(), DbError> {
+    client
+        .execute(
+            "UPDATE etl_job_runs SET output = $3, duration_ms = coalesce(duration_ms, 0) + $4 WHERE run_id = $1 AND job = $2",
+            &[&job_run.run.run_id, &job_run.job.as_str(), output, &(Utc::now() - job_run.started_at).num_milliseconds()],
+        )
+        .await?;
+    Ok(())
+}
+
+/// A failed unit: one API request (after its retries) or one raw object.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct UnitFailure {
+    pub unit: String,
+    pub error_kind: String,
+    pub http_status: Option<i32>,
+    pub message: String,
+    pub tries: Option<i32>,
+}
+
+/// Records failures in one statement.
+pub async fn record_failures(
+    client: &impl GenericClient,
+    job_run: &JobRun,
+    failures: &[UnitFailure],
+) -> Result<(), DbError> {
+    if failures.is_empty() {
+        return Ok(());
+    }
+    let units: Vec<&str> = failures.iter().map(|f| f.unit.as_str()).collect();
+    let kinds: Vec<&str> = failures.iter().map(|f| f.error_kind.as_str()).collect();
+    let statuses: Vec<Option<i32>> = failures.iter().map(|f| f.http_status).collect();
+    let messages: Vec<&str> = failures.iter().map(|f| f.message.as_str()).collect();
+    let tries: Vec<Option<i32>> = failures.iter().map(|f| f.tries).collect();
+    client
+        .execute(
+            "INSERT INTO etl_failures (run_id, job, attempt, unit, error_kind, http_status, message, tries)
+             SELECT $1, $2, $3, u.unit, u.kind, u.status, u.message, u.tries
+             FROM unnest($4::text[], $5::text[], $6::int4[], $7::text[], $8::int4[]) AS u(unit, kind, status, message, tries)",
+            &[&job_run.run.run_id, &job_run.job.as_str(), &job_run.attempt, &units, &kinds, &statuses, &messages, &tries],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Counts and outcome of a finished job invocation.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct JobCounts {
+    pub attempted: i32,
+    pub succeeded: i32,
+    pub failed: i32,
+    pub failure_rate: f64,
+    pub requests: i32,
+    pub throttled: i32,
+    pub rows_inserted: i32,
+    pub rows_updated: i32,
+    pub rows_unchanged: i32,
+    pub rows_deleted: i32,
+    pub raw_written: i32,
+    pub raw_identical: i32,
+}
+
+/// Closes a job run with its counts, status and output document.
+pub async fn finish_job(
+    client: &impl GenericClient,
+    job_run: &JobRun,
+    counts: &JobCounts,
+    manifest_key: Option<&str>,
+    error: Option<(&str, &str)>,
+    output: &serde_json::Value,
+) -> Result<(), DbError> {
+    let status = if error.is_none() {
+        "succeeded"
+    } else {
+        "failed"
+    };
+    let finished = Utc::now();
+    let duration_ms = (finished - job_run.started_at).num_milliseconds();
+    client
+        .execute(
+            "UPDATE etl_job_runs SET status = $3, finished_at = $4, duration_ms = coalesce(duration_ms, 0) + $5,
+                 attempted = $6, succeeded = $7, failed = $8, failure_rate = $9, requests = $10, throttled = $11,
+                 rows_inserted = $12, rows_updated = $13, rows_unchanged = $14, rows_deleted = $15,
+                 raw_written = $16, raw_identical = $17, manifest_key = $18, error_type = $19, error_message = $20,
+                 output = $21
+             WHERE run_id = $1 AND job = $2",
+            &[
+                &job_run.run.run_id,
+                &job_run.job.as_str(),
+                &status,
+                &finished,
+                &duration_ms,
+                &counts.attempted,
+                &counts.succeeded,
+                &counts.failed,
+                &counts.failure_rate,
+                &counts.requests,
+                &counts.throttled,
+                &counts.rows_inserted,
+                &counts.rows_updated,
+                &counts.rows_unchanged,
+                &counts.rows_deleted,
+                &counts.raw_written,
+                &counts.raw_identical,
+                &manifest_key,
+                &error.map(|e| e.0),
+                &error.map(|e| e.1),
+                output,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Fails a job run that could not finish normally (database or store trouble mid-way).
+pub async fn abort_job(
+    client: &Client,
+    job_run: &JobRun,
+    error_type: &str,
+    message: &str,
+) -> Result<(), DbError> {
+    client
+        .execute(
+            "UPDATE etl_job_runs SET status = 'failed', finished_at = now(),
+                 duration_ms = coalesce(duration_ms, 0) + (extract(epoch FROM now() - last_started_at) * 1000)::bigint,
+                 error_type = $3, error_message = $4
+             WHERE run_id = $1 AND job = $2",
+            &[
+                &job_run.run.run_id,
+                &job_run.job.as_str(),
+                &error_type,
+                &message,
+            ],
+        )
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,62 @@
+//! Job errors. `error_type()` is the name Step Functions matches in `ErrorEquals`
+//! (the Lambda handler puts it in the `Diagnostic`), so these names are an interface.
+
+use uuid::Uuid;
+
+use crate::config::ConfigError;
+use crate::db::DbError;
+use crate::rawstore::RawStoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// More units failed than the job's threshold allows. Not retried by the state machine.
+    #[error("{job}: {failed} of {attempted} units failed ({rate:.2}% > threshold {threshold:.2}%){first}", rate = failure_rate * 100.0, threshold = threshold * 100.0, first = first_failure.as_ref().map(|f| format!("; first failure: {f}")).unwrap_or_default())]
+    FailureRateExceeded {
+        job: String,
+        failed: i32,
+        attempted: i32,
+        failure_rate: f64,
+        threshold: f64,
+        first_failure: Option<String>,
+    },
+    /// The event / command-line input is not what the job accepts.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// IsActive's evidence rule: this run's raw manifests are not all in the raw store.
+    #[error("evidence missing: {0}; nothing was changed")]
+    EvidenceMissing(String),
+    #[error("run {0} does not exist in etl_runs")]
+    RunNotFound(Uuid),
+    /// Guard: another execution of the jobnet in the same environment is still running.
+    #[error("concurrent execution: {0}")]
+    ConcurrentExecution(String),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Database(#[from] DbError),
+    #[error("raw store: {0}")]
+    RawStore(#[from] RawStoreError),
+}
+
+impl From<tokio_postgres::Error> for JobError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        JobError::Database(DbError::Query(e))
+    }
+}
+
+impl JobError {
+    /// The error type Step Functions sees (`ErrorEquals`).
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            JobError::FailureRateExceeded { .. } => "FailureRateExceeded",
+            JobError::InvalidInput(_) => "InvalidInput",
+            JobError::RunNotFound(_) => "RunNotFound",
+            JobError::ConcurrentExecution(_) => "ConcurrentExecution",
+            JobError::EvidenceMissing(_) => "EvidenceMissing",
+            JobError::Config(_) => "ConfigError",
+            JobError::Database(_) => "DatabaseError",
+            JobError::RawStore(RawStoreError::Conflict { .. }) => "RawObjectConflict",
+            JobError::RawStore(_) => "RawStoreError",
+        }
+    }
+}

@@ -1,0 +1,458 @@
+//! Guard: the first state of the jobnet (SPEC §3).
+//!
+//! * No two executions of the same environment overlap. In AWS, Guard lists the RUNNING
+//!   executions of its own state machine ([`StepFunctionsConcurrency`]); locally the
+//!   `collector run` process holds a PostgreSQL session advisory lock per environment for
+//!   the whole run ([`LocalLock`]; a crashed run's connection closes and releases it).
+//!   While another run is in progress Guard answers `proceed: false` and the definition
+//!   waits (`GuardWait`, 60 s) and asks again; after `max_waits` such answers Guard fails
+//!   with `ConcurrentExecution`.
+//! * It validates the execution input (`start_at`, `run_id`) and opens the run in the
+//!   ledger, or resumes the given one.
+//!
+//! Event (built by the `Guard` state's Parameters):
+//! `{"input": <state input>, "state_machine_arn", "execution_arn", "execution_start_time",
+//!   "max_waits": "10"}`. Output: `{"run_id", "start_at", "proceed", "waits", "waiting_for"}`.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+use crate::db::{self, ledger};
+
+use super::{AppContext, JobError};
+
+/// Where a manual rerun may start (the `Route` Choice of the definition).
+pub const START_AT: [&str; 4] = ["ranking", "item", "genre_tag", "is_active"];
+
+/// Seconds the definition's `GuardWait` state waits between checks.
+pub const WAIT_SECONDS: u64 = 60;
+
+/// The Guard event, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GuardRequest {
+    pub start_at: String,
+    pub run_id: Option<Uuid>,
+    pub state_machine_arn: Option<String>,
+    pub execution_arn: Option<String>,
+    pub execution_start: Option<DateTime<Utc>>,
+    /// How many times Guard may answer "wait" before it refuses.
+    pub max_waits: u32,
+    /// How many times it already did in this execution.
+    pub waits: u32,
+}
+
+fn invalid(msg: impl Into<String>) -> JobError {
+    JobError::InvalidInput(msg.into())
+}
+
+impl GuardRequest {
+    pub fn from_event(event: &Value) -> Result<Self, JobError> {
+        let obj = event
+            .as_object()
+            .ok_or_else(|| invalid("the Guard event must be a JSON object"))?;
+        let input = obj.get("input").unwrap_or(&Value::Null);
+        let input = match input {
+            Value::Object(m) => m,
+            Value::Null => &serde_json::Map::new(),
+            other => {
+                return Err(invalid(format!(
+                    "the execution input must be a JSON object like {{\"start_at\": \"item\", \"run_id\": \"<uuid>\"}}, got {other}"
+                )))
+            }
+        };
+        if let Some(k) = input
+            .keys()
+            .find(|k| !matches!(k.as_str(), "start_at" | "run_id" | "guard"))
+        {
+            return Err(invalid(format!(
+                "unknown field {k:?} in the execution input (allowed: start_at, run_id)"
+            )));
+        }
+        let start_at = match input.get("start_at") {
+            None | Some(Value::Null) => "ranking".to_string(),
+            Some(Value::String(s)) if START_AT.contains(&s.as_str()) => s.clone(),
+            Some(other) => {
+                return Err(invalid(format!(
+                    "start_at must be one of {}, got {other}",
+                    START_AT.join(", ")
+                )))
+            }
+        };
+        let run_id = match input.get("run_id") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(
+                Uuid::parse_str(s)
+                    .map_err(|e| invalid(format!("run_id {s:?} is not a UUID: {e}")))?,
+            ),
+            Some(other) => {
+                return Err(invalid(format!(
+                    "run_id must be a UUID string, got {other}"
+                )))
+            }
+        };
+        let text = |k: &str| -> Result<Option<String>, JobError> {
+            match obj.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
+                Some(other) => Err(invalid(format!(
+                    "{k} must be a non-empty string, got {other}"
+                ))),
+            }
+        };
+        let execution_start = match text("execution_start_time")? {
+            None => None,
+            Some(s) => Some(
+                DateTime::parse_from_rfc3339(&s)
+                    .map_err(|e| invalid(format!("execution_start_time {s:?}: {e}")))?
+                    .with_timezone(&Utc),
+            ),
+        };
+        let max_waits = match obj.get("max_waits") {
+            None | Some(Value::Null) => 10,
+            Some(Value::Number(n)) => {
+                n.as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| {
+                        invalid(format!("max_waits must be a non-negative integer, got {n}"))
+                    })?
+            }
+            Some(Value::String(s)) => s.trim().parse().map_err(|_| {
+                invalid(format!(
+                    "max_waits must be a non-negative integer, got {s:?}"
+                ))
+            })?,
+            Some(other) => {
+                return Err(invalid(format!(
+                    "max_waits must be a non-negative integer, got {other}"
+                )))
+            }
+        };
+        let waits = input
+            .get("guard")
+            .and_then(|g| g.get("Payload").unwrap_or(g).get("waits"))
+            .and_then(Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0);
+        Ok(GuardRequest {
+            start_at,
+            run_id,
+            state_machine_arn: text("state_machine_arn")?,
+            execution_arn: text("execution_arn")?,
+            execution_start,
+            max_waits,
+            waits,
+        })
+    }
+}
+
+/// Guard's answer.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GuardOutput {
+    /// The run this execution works in (None while waiting).
+    pub run_id: Option<Uuid>,
+    pub start_at: String,
+    pub proceed: bool,
+    /// Times Guard has answered "wait" in this execution (this answer included).
+    pub waits: u32,
+    /// What this execution waits for (empty when proceeding).
+    pub waiting_for: Vec<String>,
+}
+
+/// Finds the other runs this execution must wait for.
+#[async_trait]
+pub trait Concurrency: Send + Sync {
+    /// Descriptions of the runs in progress that go before this one (empty: go ahead).
+    async fn others(&self, req: &GuardRequest) -> Result<Vec<String>, JobError>;
+}
+
+/// Runs Guard: waits (answers `proceed: false`) or refuses while another run is in
+/// progress, otherwise opens or resumes the run. `trigger` is recorded on a new run.
+pub async fn run(
+    ctx: &AppContext,
+    req: GuardRequest,
+    concurrency: &dyn Concurrency,
+    trigger: &str,
+) -> Result<GuardOutput, JobError> {
+    let others = concurrency.others(&req).await?;
+    if !others.is_empty() {
+        if req.waits >= req.max_waits {
+            return Err(JobError::ConcurrentExecution(format!(
+                "another run of env {} is still in progress (checked {} times, {WAIT_SECONDS} s apart): {}",
+                ctx.config.env,
+                req.waits + 1,
+                others.join(", ")
+            )));
+        }
+        tracing::warn!(waits = req.waits + 1, max_waits = req.max_waits, others = ?others, "another run is in progress: waiting");
+        return Ok(GuardOutput {
+            run_id: None,
+            start_at: req.start_at,
+            proceed: false,
+            waits: req.waits + 1,
+            waiting_for: others,
+        });
+    }
+    let guard = ctx.db().await?;
+    let client = &guard.as_ref().expect("connected").client;
+    let env = ctx.config.env.as_str();
+    let run_id = match req.run_id {
+        Some(id) => {
+            let run = ledger::get_run(client, id)
+                .await?
+                .ok_or(JobError::RunNotFound(id))?;
+            if run.env != env {
+                return Err(invalid(format!(
+                    "run {id} belongs to env {}, this jobnet runs in env {env}",
+                    run.env
+                )));
+            }
+            if run.status != "running" {
+                ledger::reopen_run(client, id).await?;
+            }
+            tracing::info!(run_id = %id, start_at = %req.start_at, "resuming run");
+            id
+        }
+        None => {
+            let run = ledger::create_run(client, env, trigger).await?;
+            tracing::info!(run_id = %run.run_id, "opened run");
+            run.run_id
+        }
+    };
+    Ok(GuardOutput {
+        run_id: Some(run_id),
+        start_at: req.start_at,
+        proceed: true,
+        waits: req.waits,
+        waiting_for: Vec::new(),
+    })
+}
+
+/// The Lambda's entry point: `run` with the Step Functions check.
+pub async fn handle(
+    ctx: &AppContext,
+    event: Value,
+    concurrency: &dyn Concurrency,
+) -> Result<Value, JobError> {
+    let req = GuardRequest::from_event(&event)?;
+    let out = run(ctx, req, concurrency, "stepfunctions").await?;
+    Ok(json!(out))
+}
+
+/// AWS: other RUNNING executions of the same state machine that started before this one
+/// (ties broken by ARN, so two executions started together never wait for each other).
+pub struct StepFunctionsConcurrency {
+    client: aws_sdk_sfn::Client,
+}
+
+impl StepFunctionsConcurrency {
+    pub fn new(client: aws_sdk_sfn::Client) -> Self {
+        Self { client }
+    }
+
+    /// A client from the default AWS configuration chain (`AWS_ENDPOINT_URL` honoured).
+    pub async fn from_env() -> Self {
+        let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Self::new(aws_sdk_sfn::Client::new(&shared))
+    }
+}
+
+#[async_trait]
+impl Concurrency for StepFunctionsConcurrency {
+    async fn others(&self, req: &GuardRequest) -> Result<Vec<String>, JobError> {
+        let sm = req.state_machine_arn.as_deref().ok_or_else(|| {
+            invalid("state_machine_arn is missing (the Guard state passes $$.StateMachine.Id)")
+        })?;
+        let me = req.execution_arn.as_deref().ok_or_else(|| {
+            invalid("execution_arn is missing (the Guard state passes $$.Execution.Id)")
+        })?;
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .list_executions()
+            .state_machine_arn(sm)
+            .status_filter(aws_sdk_sfn::types::ExecutionStatus::Running)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                use aws_sdk_sfn::error::ProvideErrorMetadata;
+                let e = e.into_service_error();
+                let e = crate::config::ConfigError::new(
+                    "states:ListExecutions",
+                    format!(
+                        "cannot list the executions of {sm}: {} {}",
+                        e.code().unwrap_or("error"),
+                        e.message().unwrap_or_default()
+                    ),
+                );
+                JobError::Config(e)
+            })?;
+            for ex in page.executions() {
+                let arn = ex.execution_arn();
+                if arn == me {
+                    continue;
+                }
+                let started = ex.start_date();
+                let started =
+                    DateTime::<Utc>::from_timestamp(started.secs(), started.subsec_nanos());
+                let before = match (req.execution_start, started) {
+                    (Some(mine), Some(theirs)) => (theirs, arn) < (mine, me),
+                    _ => true,
+                };
+                if before {
+                    out.push(format!(
+                        "{arn} (started {})",
+                        started.map(|t| t.to_rfc3339()).unwrap_or_default()
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The advisory-lock key pair of the local jobnet lock: a fixed class, and the env.
+const LOCK_CLASS: i32 = 0x1c_0b_e7;
+
+/// Local runs: a PostgreSQL session advisory lock per environment, held by one
+/// `collector run` process from its Guard to its end.
+pub struct LocalLock {
+    database_url: SecretString,
+    env: String,
+    held: Mutex<Option<tokio_postgres::Client>>,
+}
+
+impl LocalLock {
+    pub fn new(database_url: SecretString, env: impl Into<String>) -> Self {
+        Self {
+            database_url,
+            env: env.into(),
+            held: Mutex::new(None),
+        }
+    }
+
+    /// Takes the lock unless another session holds it; true when this process holds it.
+    pub async fn try_acquire(&self) -> Result<bool, JobError> {
+        let mut held = self.held.lock().await;
+        if held.is_some() {
+            return Ok(true);
+        }
+        let conn = db::connect(&self.database_url).await?;
+        let row = conn
+            .client
+            .query_one(
+                "SELECT pg_try_advisory_lock($1, hashtext($2))",
+                &[
+                    &LOCK_CLASS,
+                    &format!("ichiba-collector/jobnet/{}", self.env),
+                ],
+            )
+            .await?;
+        if row.get::<_, bool>(0) {
+            *held = Some(conn.client);
+            Ok(true)
+        } else {
+            Ok(false)
+        }
+    }
+
+    /// Whether this process holds the lock.
+    pub async fn is_held(&self) -> bool {
+        self.held.lock().await.is_some()
+    }
+
+    /// Releases the lock (closing its session).
+    pub async fn release(&self) {
+        if let Some(c) = self.held.lock().await.take() {
+            let _ = c
+                .query_one(
+                    "SELECT pg_advisory_unlock($1, hashtext($2))",
+                    &[
+                        &LOCK_CLASS,
+                        &format!("ichiba-collector/jobnet/{}", self.env),
+                    ],
+                )
+                .await;
+        }
+    }
+
+    async fn describe_holder(&self) -> String {
+        let text = async {
+            let conn = db::connect(&self.database_url).await.ok()?;
+            let rows = conn
+                .client
+                .query(
+                    "SELECT l.pid, a.backend_start, a.client_addr::text FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                     WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $1::int::oid AND l.objid = hashtext($2)::oid",
+                    &[&LOCK_CLASS, &format!("ichiba-collector/jobnet/{}", self.env)],
+                )
+                .await
+                .ok()?;
+            let r = rows.first()?;
+            let pid: i32 = r.get(0);
+            let since: Option<DateTime<Utc>> = r.get(1);
+            let addr: Option<String> = r.get(2);
+            Some(format!(
+                "another `collector run` for env {} holds the jobnet lock (PostgreSQL backend pid {pid}{}{})",
+                self.env,
+                since.map(|s| format!(", since {}", s.format("%Y-%m-%d %H:%M:%S UTC"))).unwrap_or_default(),
+                addr.map(|a| format!(", from {a}")).unwrap_or_default(),
+            ))
+        }
+        .await;
+        text.unwrap_or_else(|| {
+            format!(
+                "another `collector run` for env {} holds the jobnet lock",
+                self.env
+            )
+        })
+    }
+}
+
+#[async_trait]
+impl Concurrency for LocalLock {
+    async fn others(&self, _req: &GuardRequest) -> Result<Vec<String>, JobError> {
+        if self.try_acquire().await? {
+            Ok(Vec::new())
+        } else {
+            Ok(vec![self.describe_holder().await])
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_validates_the_event() {
+        let r = GuardRequest::from_event(&json!({"input": {}, "max_waits": "3"})).unwrap();
+        assert_eq!(r.start_at, "ranking");
+        assert_eq!((r.max_waits, r.waits, r.run_id), (3, 0, None));
+        let id = Uuid::new_v4();
+        let r = GuardRequest::from_event(&json!({
+            "input": {"start_at": "item", "run_id": id.to_string(), "guard": {"Payload": {"waits": 2}}},
+            "max_waits": 5, "execution_start_time": "2026-11-23T00:00:00.000Z"
+        }))
+        .unwrap();
+        assert_eq!(
+            (r.start_at.as_str(), r.run_id, r.waits),
+            ("item", Some(id), 2)
+        );
+        assert!(r.execution_start.is_some());
+        for bad in [
+            json!({"input": "x"}),
+            json!({"input": {"start_at": "items"}}),
+            json!({"input": {"startAt": "item"}}),
+            json!({"input": {"run_id": "nope"}}),
+            json!({"input": {}, "max_waits": "many"}),
+        ] {
+            let e = GuardRequest::from_event(&bad).unwrap_err();
+            assert_eq!(e.error_type(), "InvalidInput", "{bad}: {e}");
+        }
+    }
+}

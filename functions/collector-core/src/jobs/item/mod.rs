@@ -1,0 +1,308 @@
+//! JOB-I-01, Item: Item Search by `itemCode` (`availability=0`, so sold-out items still
+//! answer) for this run's ranked items whose details are older than the refresh window.
+//! Zero hits marks the item gone — an outcome, not a failure.
+//!
+//! Time-boxed: an invocation works through the run's queue (`etl_item_queue`) in
+//! batches, saving each batch and marking its queue rows in one transaction, and stops
+//! before its deadline minus a margin with `done: false`; the next invocation continues
+//! with what is still pending. A killed invocation loses at most its unsaved batch,
+//! which the next one fetches again; nothing saved is fetched twice. The job's failure
+//! rate (threshold 5 %) is judged when the queue is empty, over the whole job run.
+
+mod store;
+
+use std::collections::BTreeMap;
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use uuid::Uuid;
+
+use crate::db::ledger::{self, Job, JobCounts, JobRun};
+use crate::rawstore::{Manifest, ManifestEntry, RawKeys, RawStoreError};
+
+use super::tally::{self, failure_of};
+use super::{lifecycle, AppContext, JobError, JobOutput, RunInput, UnitCounts};
+
+use store::Outcome;
+pub use store::{DetailRow, Progress};
+
+/// Runs one invocation of the Item job. `stop_at`: when to stop taking new items (the
+/// Lambda deadline minus the configured margin, or the CLI's budget); None = until done.
+pub async fn run(
+    ctx: &AppContext,
+    input: RunInput,
+    stop_at: Option<SystemTime>,
+) -> Result<JobOutput, JobError> {
+    let threshold = ctx.config.item.failure_threshold;
+    lifecycle::run_job(
+        ctx,
+        Some(input.run_id),
+        Job::Item,
+        threshold,
+        false,
+        |job_run| async move { execute(ctx, &job_run, stop_at).await },
+    )
+    .await
+}
+
+/// The raw-store slug of an item: its code made path-safe, plus a short hash so two codes
+/// that differ only in unsafe characters never share a key.
+fn slug(item_code: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let safe: String = item_code
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(80)
+        .collect();
+    let h = hex::encode(Sha256::digest(item_code.as_bytes()));
+    format!("item-{safe}-{}", &h[..8])
+}
+
+fn out_of_time(stop_at: Option<SystemTime>) -> bool {
+    stop_at.is_some_and(|t| SystemTime::now() >= t)
+}
+
+async fn execute(
+    ctx: &AppContext,
+    job_run: &JobRun,
+    stop_at: Option<SystemTime>,
+) -> Result<JobOutput, JobError> {
+    let started = Instant::now();
+    let run_id = job_run.run.run_id;
+    let keys = RawKeys::for_job_run(job_run);
+    {
+        let mut guard = ctx.db().await?;
+        let db = guard.as_mut().expect("connected");
+        let tx = db.client.transaction().await?;
+        let queued = store::ensure_queue(&tx, job_run, ctx.config.item.refresh).await?;
+        tx.commit().await?;
+        tracing::info!(%run_id, queued, invocation = job_run.invocations, "item queue ready");
+    }
+
+    loop {
+        if out_of_time(stop_at) {
+            break;
+        }
+        let batch = {
+            let guard = ctx.db().await?;
+            store::next_batch(
+                &guard.as_ref().expect("connected").client,
+                run_id,
+                ctx.config.item.batch_size,
+            )
+            .await?
+        };
+        if batch.is_empty() {
+            break;
+        }
+        let before = ctx.rakuten.current_stats();
+        let mut paused = false;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for code in &batch {
+            if out_of_time(stop_at) {
+                paused = true;
+                break;
+            }
+            outcomes.push(fetch_one(ctx, &keys, code).await?);
+        }
+        let after = ctx.rakuten.current_stats();
+        let mut guard = ctx.db().await?;
+        let db = guard.as_mut().expect("connected");
+        let tx = db.client.transaction().await?;
+        store::save_batch(
+            &tx,
+            job_run,
+            &outcomes,
+            (after.requests - before.requests) as i32,
+            (after.throttled - before.throttled) as i32,
+        )
+        .await?;
+        tx.commit().await?;
+        if paused {
+            break;
+        }
+    }
+
+    let guard = ctx.db().await?;
+    let client = &guard.as_ref().expect("connected").client;
+    let p = store::progress(client, run_id).await?;
+    let (requests, throttled, rows, raw_written, raw_identical) =
+        store::counters(client, run_id).await?;
+    let attempted = (p.saved + p.gone + p.failed) as i32;
+    let failed = p.failed as i32;
+    let failure_rate = if attempted == 0 {
+        0.0
+    } else {
+        f64::from(failed) / f64::from(attempted)
+    };
+    let threshold = ctx.config.item.failure_threshold;
+    let mut output = JobOutput {
+        job: Job::Item.as_str().into(),
+        run_id,
+        attempt: job_run.attempt,
+        status: "running".into(),
+        done: p.pending == 0,
+        units: UnitCounts {
+            attempted,
+            succeeded: attempted - failed,
+            failed,
+        },
+        failure_rate,
+        threshold,
+        requests: requests as u64,
+        retries: 0,
+        throttled: throttled as u64,
+        rows: BTreeMap::from([("rakuten_items".to_string(), rows)]),
+        raw_written,
+        raw_identical,
+        manifest_key: None,
+        snapshot_date: Some(job_run.run.run_date),
+        duration_ms: started.elapsed().as_millis() as i64,
+        extra: BTreeMap::from([
+            ("queued".to_string(), p.queued),
+            ("saved".to_string(), p.saved),
+            ("gone".to_string(), p.gone),
+            ("failed".to_string(), p.failed),
+            ("remaining".to_string(), p.pending),
+            ("invocation".to_string(), i64::from(job_run.invocations)),
+        ]),
+    };
+
+    if !output.done {
+        // Stopped by the time box: the job run stays running; the next invocation continues.
+        let doc = serde_json::to_value(&output).expect("output serialises");
+        ledger::pause_job(client, job_run, &doc).await?;
+        tracing::info!(%run_id, remaining = p.pending, saved = p.saved, "item invocation paused before its deadline");
+        return Ok(output);
+    }
+
+    // The queue is empty: the job run ends here, judged over all its invocations.
+    let objects: Vec<ManifestEntry> = store::stored_objects(client, run_id).await?;
+    let manifest_key = Manifest::new(job_run, objects, failed == 0)
+        .write(ctx.store.as_ref(), &keys)
+        .await?;
+    output.manifest_key = Some(manifest_key.clone());
+    let counts = JobCounts {
+        attempted,
+        succeeded: attempted - failed,
+        failed,
+        failure_rate,
+        requests,
+        throttled,
+        rows_inserted: rows.inserted,
+        rows_updated: rows.updated,
+        rows_unchanged: rows.unchanged,
+        rows_deleted: 0,
+        raw_written,
+        raw_identical,
+    };
+    if failure_rate > threshold {
+        let first_failure = client
+            .query_opt("SELECT unit, message FROM etl_failures WHERE run_id = $1 AND job = 'item' AND attempt = $2 ORDER BY failure_id LIMIT 1", &[&run_id, &job_run.attempt])
+            .await?
+            .map(|r| tally::describe_failure(&r.get::<_, String>(0), &r.get::<_, String>(1)));
+        let err = JobError::FailureRateExceeded {
+            job: Job::Item.as_str().into(),
+            failed,
+            attempted,
+            failure_rate,
+            threshold,
+            first_failure,
+        };
+        output.status = "failed".into();
+        let doc = serde_json::to_value(&output).expect("output serialises");
+        ledger::finish_job(
+            client,
+            job_run,
+            &counts,
+            Some(&manifest_key),
+            Some((err.error_type(), &err.to_string())),
+            &doc,
+        )
+        .await?;
+        return Err(err);
+    }
+    output.status = "succeeded".into();
+    let doc = serde_json::to_value(&output).expect("output serialises");
+    ledger::finish_job(client, job_run, &counts, Some(&manifest_key), None, &doc).await?;
+    drop(guard);
+    tally::publish(ctx, &output, job_run).await?;
+    Ok(output)
+}
+
+/// Fetches one item and stores its body raw; failures are outcomes, store errors stop the job.
+async fn fetch_one(ctx: &AppContext, keys: &RawKeys, item_code: &str) -> Result<Outcome, JobError> {
+    let slug = slug(item_code);
+    let fetched = match ctx.rakuten.item_by_code(item_code).await {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(unit = e.unit().unwrap_or(&slug), kind = e.kind().as_str(), error = %e, "unit failed");
+            return Ok(Outcome::Failed {
+                item_code: item_code.to_string(),
+                failure: failure_of(&e, &slug),
+            });
+        }
+    };
+    let key = keys.unit(&slug);
+    let hit = fetched
+        .parsed
+        .items
+        .iter()
+        .find(|i| i.item_code == item_code)
+        .or(fetched.parsed.items.first());
+    let records = u64::from(hit.is_some());
+    let outcome = match ctx.store.put_new(&key, Bytes::clone(&fetched.body)).await {
+        Ok(o) => o,
+        Err(e @ RawStoreError::Conflict { .. }) => {
+            return Ok(Outcome::Failed {
+                item_code: item_code.to_string(),
+                failure: ledger::UnitFailure {
+                    unit: fetched.unit.clone(),
+                    error_kind: "raw_conflict".into(),
+                    http_status: None,
+                    message: e.to_string(),
+                    tries: Some(fetched.attempts as i32),
+                },
+            })
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let raw = ManifestEntry::new(key, fetched.unit.clone(), &fetched.body, records, outcome);
+    Ok(match hit {
+        Some(it) => Outcome::Saved {
+            detail: DetailRow::new(item_code, it),
+            raw,
+        },
+        None => Outcome::Gone {
+            item_code: item_code.to_string(),
+            raw,
+        },
+    })
+}
+
+/// The counts an Item job run has so far (for progress displays).
+pub async fn progress(ctx: &AppContext, run_id: Uuid) -> Result<Progress, JobError> {
+    let guard = ctx.db().await?;
+    store::progress(&guard.as_ref().expect("connected").client, run_id).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_are_path_safe_and_distinct() {
+        let a = slug("shop-01:10000123");
+        assert!(a.starts_with("item-shop-01-10000123-"), "{a}");
+        assert!(a
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert_ne!(slug("a:b"), slug("a-b"));
+    }
+}

@@ -1,0 +1,25 @@
+//! The jobs of the jobnet. Each job has one library entry point, called by its Lambda
+//! handler and by the `collector` CLI alike, and knows nothing of Lambda.
+
+mod context;
+mod dispatch;
+mod error;
+pub mod genre;
+pub mod guard;
+mod input;
+pub mod is_active;
+pub mod item;
+pub mod lifecycle;
+pub mod notify;
+mod output;
+pub mod ranking;
+pub mod staging;
+pub mod tag;
+pub mod tally;
+pub mod targets;
+
+pub use context::{AppContext, RakutenEndpoint};
+pub use dispatch::dispatch;
+pub use error::JobError;
+pub use input::RunInput;
+pub use output::{JobOutput, RowCounts, UnitCounts};

@@ -1,0 +1,307 @@
+//! The Ranking job's SQL: binary COPY into a temporary staging table, then one merge
+//! statement that writes only rows whose content hash changed.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rakuten_client::RankingItem;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::Transaction;
+
+use crate::config::RankingTarget;
+use crate::db::ledger::JobRun;
+use crate::jobs::staging::{hash_of, merge_counts};
+use crate::jobs::{JobError, RowCounts};
+
+/// One row of `rakuten_rankings`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RankingRow {
+    #[serde(skip)]
+    pub target: usize,
+    pub snapshot_date: NaiveDate,
+    pub ranking_genre_id: i64,
+    pub period: String,
+    pub rank: i32,
+    pub item_code: String,
+    pub item_name: String,
+    pub item_price: Option<i64>,
+    pub review_count: Option<i64>,
+    pub review_average: Option<f64>,
+    pub point_rate: Option<i32>,
+    pub availability: Option<i16>,
+    pub shop_code: Option<String>,
+    pub item_genre_id: Option<i64>,
+}
+
+impl RankingRow {
+    pub fn new(
+        snapshot_date: NaiveDate,
+        target_index: usize,
+        target: &RankingTarget,
+        it: &RankingItem,
+    ) -> Self {
+        Self {
+            target: target_index,
+            snapshot_date,
+            ranking_genre_id: target.genre_id,
+            period: target.period_name().to_string(),
+            rank: it.rank,
+            item_code: it.item_code.clone(),
+            item_name: it.item_name.clone(),
+            item_price: it.item_price,
+            review_count: it.review_count,
+            review_average: it.review_average,
+            point_rate: it.point_rate,
+            availability: it.availability.and_then(|v| i16::try_from(v).ok()),
+            shop_code: it.shop_code.clone(),
+            item_genre_id: it.genre_id,
+        }
+    }
+
+    fn content_hash(&self) -> Vec<u8> {
+        hash_of(self)
+    }
+}
+
+/// The fields of `rakuten_items` that a ranking carries.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ItemRow {
+    pub item_code: String,
+    pub item_name: String,
+    pub catchcopy: Option<String>,
+    pub item_price: Option<i64>,
+    pub item_url: Option<String>,
+    pub affiliate_url: Option<String>,
+    pub image_url: Option<String>,
+    pub availability: Option<i16>,
+    pub tax_flag: Option<i16>,
+    pub postage_flag: Option<i16>,
+    pub review_count: Option<i64>,
+    pub review_average: Option<f64>,
+    pub point_rate: Option<i32>,
+    pub affiliate_rate: Option<f64>,
+    pub shop_code: Option<String>,
+    pub shop_name: Option<String>,
+    pub shop_url: Option<String>,
+    pub genre_id: Option<i64>,
+}
+
+impl ItemRow {
+    pub fn from_ranking(it: &RankingItem) -> Self {
+        let small = |v: Option<i32>| v.and_then(|v| i16::try_from(v).ok());
+        Self {
+            item_code: it.item_code.clone(),
+            item_name: it.item_name.clone(),
+            catchcopy: it.catchcopy.clone().filter(|s| !s.is_empty()),
+            item_price: it.item_price,
+            item_url: it.item_url.clone().filter(|s| !s.is_empty()),
+            affiliate_url: it.affiliate_url.clone().filter(|s| !s.is_empty()),
+            image_url: it.image_urls.first().cloned(),
+            availability: small(it.availability),
+            tax_flag: small(it.tax_flag),
+            postage_flag: small(it.postage_flag),
+            review_count: it.review_count,
+            review_average: it.review_average,
+            point_rate: it.point_rate,
+            affiliate_rate: it.affiliate_rate,
+            shop_code: it.shop_code.clone(),
+            shop_name: it.shop_name.clone(),
+            shop_url: it.shop_url.clone(),
+            genre_id: it.genre_id,
+        }
+    }
+}
+
+const RANKING_COLUMNS: &str = "snapshot_date, ranking_genre_id, period, rank, item_code, item_name, item_price, review_count, \
+     review_average, point_rate, availability, shop_code, item_genre_id, content_hash, run_id, saved_at";
+
+/// Loads the snapshot rows; for `complete` targets (genre, period, max rank) deletes ranks
+/// beyond the newest fetch (a ranking that shrank since an earlier run of the same day).
+pub async fn load_rankings(
+    tx: &Transaction<'_>,
+    job_run: &JobRun,
+    rows: &[RankingRow],
+    complete: &[(i64, String, i32)],
+) -> Result<RowCounts, JobError> {
+    let now: DateTime<Utc> = Utc::now();
+    tx.batch_execute(
+        "CREATE TEMP TABLE stage_rankings (LIKE rakuten_rankings INCLUDING DEFAULTS) ON COMMIT DROP",
+    )
+    .await?;
+    let sink = tx
+        .copy_in(&format!(
+            "COPY stage_rankings ({RANKING_COLUMNS}) FROM STDIN BINARY"
+        ))
+        .await?;
+    let types = [
+        Type::DATE,
+        Type::INT8,
+        Type::TEXT,
+        Type::INT4,
+        Type::TEXT,
+        Type::TEXT,
+        Type::INT8,
+        Type::INT8,
+        Type::FLOAT8,
+        Type::INT4,
+        Type::INT2,
+        Type::TEXT,
+        Type::INT8,
+        Type::BYTEA,
+        Type::UUID,
+        Type::TIMESTAMPTZ,
+    ];
+    let writer = BinaryCopyInWriter::new(sink, &types);
+    tokio::pin!(writer);
+    for r in rows {
+        let hash = r.content_hash();
+        let values: [&(dyn ToSql + Sync); 16] = [
+            &r.snapshot_date,
+            &r.ranking_genre_id,
+            &r.period,
+            &r.rank,
+            &r.item_code,
+            &r.item_name,
+            &r.item_price,
+            &r.review_count,
+            &r.review_average,
+            &r.point_rate,
+            &r.availability,
+            &r.shop_code,
+            &r.item_genre_id,
+            &hash,
+            &job_run.run.run_id,
+            &now,
+        ];
+        writer.as_mut().write(&values).await?;
+    }
+    writer.finish().await?;
+
+    let mut counts = merge_counts(
+        tx,
+        &format!(
+            "INSERT INTO rakuten_rankings AS t ({RANKING_COLUMNS})
+             SELECT {RANKING_COLUMNS} FROM stage_rankings
+             ON CONFLICT (snapshot_date, ranking_genre_id, period, rank) DO UPDATE SET
+                 item_code = EXCLUDED.item_code, item_name = EXCLUDED.item_name, item_price = EXCLUDED.item_price,
+                 review_count = EXCLUDED.review_count, review_average = EXCLUDED.review_average,
+                 point_rate = EXCLUDED.point_rate, availability = EXCLUDED.availability,
+                 shop_code = EXCLUDED.shop_code, item_genre_id = EXCLUDED.item_genre_id,
+                 content_hash = EXCLUDED.content_hash, run_id = EXCLUDED.run_id, saved_at = EXCLUDED.saved_at
+             WHERE t.content_hash IS DISTINCT FROM EXCLUDED.content_hash
+             RETURNING (xmax = 0) AS inserted"
+        ),
+        rows.len(),
+    )
+    .await?;
+
+    if !complete.is_empty() {
+        let genres: Vec<i64> = complete.iter().map(|c| c.0).collect();
+        let periods: Vec<&str> = complete.iter().map(|c| c.1.as_str()).collect();
+        let max_ranks: Vec<i32> = complete.iter().map(|c| c.2).collect();
+        let deleted = tx
+            .execute(
+                "DELETE FROM rakuten_rankings r
+                 USING unnest($2::int8[], $3::text[], $4::int4[]) AS t(genre_id, period, max_rank)
+                 WHERE r.snapshot_date = $1 AND r.ranking_genre_id = t.genre_id AND r.period = t.period
+                   AND r.rank > t.max_rank",
+                &[&job_run.run.run_date, &genres, &periods, &max_ranks],
+            )
+            .await?;
+        counts.deleted = deleted as i32;
+    }
+    Ok(counts)
+}
+
+const ITEM_COLUMNS: &str = "item_code, item_name, catchcopy, item_price, item_url, affiliate_url, image_url, availability, \
+     tax_flag, postage_flag, review_count, review_average, point_rate, affiliate_rate, shop_code, shop_name, shop_url, \
+     genre_id, ranking_hash, ranking_saved_at";
+
+/// Loads the ranking-carried item fields; an item whose hash is unchanged is not rewritten.
+pub async fn load_items(
+    tx: &Transaction<'_>,
+    _job_run: &JobRun,
+    rows: &[ItemRow],
+) -> Result<RowCounts, JobError> {
+    let now: DateTime<Utc> = Utc::now();
+    tx.batch_execute(&format!(
+        "CREATE TEMP TABLE stage_items ON COMMIT DROP AS SELECT {ITEM_COLUMNS} FROM rakuten_items WITH NO DATA"
+    ))
+    .await?;
+    let sink = tx
+        .copy_in(&format!(
+            "COPY stage_items ({ITEM_COLUMNS}) FROM STDIN BINARY"
+        ))
+        .await?;
+    let types = [
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::INT8,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::INT2,
+        Type::INT2,
+        Type::INT2,
+        Type::INT8,
+        Type::FLOAT8,
+        Type::INT4,
+        Type::FLOAT8,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::INT8,
+        Type::BYTEA,
+        Type::TIMESTAMPTZ,
+    ];
+    let writer = BinaryCopyInWriter::new(sink, &types);
+    tokio::pin!(writer);
+    for r in rows {
+        let hash = hash_of(r);
+        let values: [&(dyn ToSql + Sync); 20] = [
+            &r.item_code,
+            &r.item_name,
+            &r.catchcopy,
+            &r.item_price,
+            &r.item_url,
+            &r.affiliate_url,
+            &r.image_url,
+            &r.availability,
+            &r.tax_flag,
+            &r.postage_flag,
+            &r.review_count,
+            &r.review_average,
+            &r.point_rate,
+            &r.affiliate_rate,
+            &r.shop_code,
+            &r.shop_name,
+            &r.shop_url,
+            &r.genre_id,
+            &hash,
+            &now,
+        ];
+        writer.as_mut().write(&values).await?;
+    }
+    writer.finish().await?;
+
+    merge_counts(
+        tx,
+        &format!(
+            "INSERT INTO rakuten_items AS t ({ITEM_COLUMNS})
+             SELECT {ITEM_COLUMNS} FROM stage_items
+             ON CONFLICT (item_code) DO UPDATE SET
+                 item_name = EXCLUDED.item_name, catchcopy = EXCLUDED.catchcopy, item_price = EXCLUDED.item_price,
+                 item_url = EXCLUDED.item_url, affiliate_url = EXCLUDED.affiliate_url, image_url = EXCLUDED.image_url,
+                 availability = EXCLUDED.availability, tax_flag = EXCLUDED.tax_flag, postage_flag = EXCLUDED.postage_flag,
+                 review_count = EXCLUDED.review_count, review_average = EXCLUDED.review_average,
+                 point_rate = EXCLUDED.point_rate, affiliate_rate = EXCLUDED.affiliate_rate,
+                 shop_code = EXCLUDED.shop_code, shop_name = EXCLUDED.shop_name, shop_url = EXCLUDED.shop_url,
+                 genre_id = EXCLUDED.genre_id, ranking_hash = EXCLUDED.ranking_hash,
+                 ranking_saved_at = EXCLUDED.ranking_saved_at
+             WHERE t.ranking_hash IS DISTINCT FROM EXCLUDED.ranking_hash
+             RETURNING (xmax = 0) AS inserted"
+        ),
+        rows.len(),
+    )
+    .await
+}

@@ -1,0 +1,53 @@
+//! Staging helpers every loading job shares: the content hash that decides whether a row
+//! is rewritten, the counts of a merge, and the refresh bookkeeping.
+
+use sha2::{Digest, Sha256};
+use tokio_postgres::Transaction;
+
+use super::{JobError, RowCounts};
+
+/// SHA-256 of a row's canonical JSON (field order is the struct's, so it is stable).
+pub fn hash_of<T: serde::Serialize>(row: &T) -> Vec<u8> {
+    Sha256::digest(serde_json::to_vec(row).expect("row serialises")).to_vec()
+}
+
+/// Counts from a merge's `RETURNING (xmax = 0) AS inserted`; staged rows not returned are unchanged.
+pub async fn merge_counts(
+    tx: &Transaction<'_>,
+    merge_sql: &str,
+    staged: usize,
+) -> Result<RowCounts, JobError> {
+    let row = tx
+        .query_one(
+            &format!("WITH merged AS ({merge_sql}) SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM merged"),
+            &[],
+        )
+        .await?;
+    let inserted = row.get::<_, i64>(0) as i32;
+    let updated = row.get::<_, i64>(1) as i32;
+    Ok(RowCounts {
+        inserted,
+        updated,
+        unchanged: staged as i32 - inserted - updated,
+        deleted: 0,
+    })
+}
+
+/// Marks `keys` of `entity` ('genre', 'tag') as fetched now, in one statement.
+pub async fn mark_refreshed(
+    tx: &Transaction<'_>,
+    entity: &str,
+    keys: &[String],
+) -> Result<(), JobError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    tx.execute(
+        "INSERT INTO etl_refresh (entity, key, checked_at)
+         SELECT $1, k, now() FROM unnest($2::text[]) AS k
+         ON CONFLICT (entity, key) DO UPDATE SET checked_at = EXCLUDED.checked_at",
+        &[&entity, &keys],
+    )
+    .await?;
+    Ok(())
+}

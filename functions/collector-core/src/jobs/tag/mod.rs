@@ -1,0 +1,208 @@
+//! JOB-T-01, Tag: the tag ids of this run's items (see [`super::targets`]) not fetched
+//! within `TAG_REFRESH_DAYS`, sorted and asked for in batches of at most
+//! [`MAX_TAG_IDS`] (10) per Tag Search request — one request is one unit, its raw body
+//! stored first. Saves `rakuten_tag_groups` and `rakuten_tags` through staging with a
+//! content hash and records in `etl_refresh` the tags returned. Requested ids the API
+//! does not return are counted in `extra.missing` (not failures). Fails with
+//! `FailureRateExceeded` when more than `TAG_FAILURE_THRESHOLD` (1 %) of its requests
+//! fail after their retries.
+
+pub(crate) mod store;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures_util::{stream, StreamExt};
+use rakuten_client::{ApiError, Fetched, TagResponse, MAX_TAG_IDS};
+
+use crate::db::ledger::{Job, JobRun};
+
+use super::tally::{self, Tally};
+use super::{lifecycle, AppContext, JobError, JobOutput, RunInput};
+
+pub use store::{TagGroupRow, TagRow};
+
+/// Tag Search requests in flight at once (the client's limiters set the pace).
+const CONCURRENCY: usize = 4;
+
+/// Runs the Tag job in an existing run. The one entry point for the Lambda and the CLI.
+pub async fn run(ctx: &AppContext, input: RunInput) -> Result<JobOutput, JobError> {
+    let threshold = ctx.config.tag_failure_threshold;
+    lifecycle::run_job(
+        ctx,
+        Some(input.run_id),
+        Job::Tag,
+        threshold,
+        false,
+        |job_run| async move { execute(ctx, &job_run).await },
+    )
+    .await
+}
+
+/// The raw-store slug of a batch: its first id and size, e.g. `tags-1000317-n10`.
+pub fn batch_slug(batch: &[i64]) -> String {
+    format!(
+        "tags-{}-n{}",
+        batch.first().copied().unwrap_or(0),
+        batch.len()
+    )
+}
+
+async fn execute(ctx: &AppContext, job_run: &JobRun) -> Result<JobOutput, JobError> {
+    let targets = {
+        let guard = ctx.db().await?;
+        let client = &guard.as_ref().expect("connected").client;
+        store::targets(client, job_run.run.run_id, ctx.config.tag_refresh_days).await?
+    };
+    let batches: Vec<&[i64]> = targets.chunks(MAX_TAG_IDS).collect();
+    tracing::info!(
+        targets = targets.len(),
+        requests = batches.len(),
+        refresh_days = ctx.config.tag_refresh_days,
+        "fetching tags"
+    );
+
+    // Each body is stored as soon as its answer arrives, before anything else is done with it.
+    let mut tally = Tally::new(ctx, job_run);
+    let fetches: Vec<_> = batches.iter().map(|b| fetch(ctx, b)).collect();
+    let mut results = stream::iter(fetches).buffer_unordered(CONCURRENCY);
+    let mut answers: Vec<(&[i64], TagResponse)> = Vec::new();
+    while let Some((batch, result)) = results.next().await {
+        tally.attempted += 1;
+        let slug = batch_slug(batch);
+        match result {
+            Ok(f) => {
+                let records = f
+                    .parsed
+                    .tag_groups
+                    .iter()
+                    .map(|g| g.tags.len() as u64)
+                    .sum();
+                if tally
+                    .store_raw(ctx, &slug, &f.unit, &f.body, records, f.attempts)
+                    .await?
+                {
+                    answers.push((batch, f.parsed));
+                }
+            }
+            Err(e) => tally.fail(&e, &slug),
+        }
+    }
+    drop(results);
+    answers.sort_by_key(|(b, _)| b.first().copied());
+
+    let mut checked = tally
+        .check(ctx, job_run, ctx.config.tag_failure_threshold)
+        .await?;
+    let (groups, tags, missing) = build_rows(&answers);
+    checked
+        .output
+        .extra
+        .insert("targets".into(), targets.len() as i64);
+    checked.output.extra.insert("missing".into(), missing);
+
+    let mut guard = ctx.db().await?;
+    let db = guard.as_mut().expect("connected");
+    let tx = db.client.transaction().await?;
+    let mut counts = BTreeMap::new();
+    counts.insert(
+        "rakuten_tag_groups".to_string(),
+        store::load_tag_groups(&tx, job_run, &groups).await?,
+    );
+    counts.insert(
+        "rakuten_tags".to_string(),
+        store::load_tags(&tx, job_run, &tags).await?,
+    );
+    let output = checked.commit(&tx, counts).await?;
+    tx.commit().await?;
+    drop(guard);
+    tally::publish(ctx, &output, job_run).await?;
+    Ok(output)
+}
+
+async fn fetch<'a>(
+    ctx: &AppContext,
+    batch: &'a [i64],
+) -> (&'a [i64], Result<Fetched<TagResponse>, ApiError>) {
+    (batch, ctx.rakuten.tags(batch).await)
+}
+
+/// Group and tag rows (one per id, the first answer wins) and the number of requested
+/// ids no answer returned.
+pub fn build_rows(answers: &[(&[i64], TagResponse)]) -> (Vec<TagGroupRow>, Vec<TagRow>, i64) {
+    let mut groups: BTreeMap<i64, TagGroupRow> = BTreeMap::new();
+    let mut tags: BTreeMap<i64, TagRow> = BTreeMap::new();
+    let mut missing = 0;
+    for (requested, resp) in answers {
+        let mut returned = BTreeSet::new();
+        for g in &resp.tag_groups {
+            groups.entry(g.tag_group_id).or_insert_with(|| TagGroupRow {
+                tag_group_id: g.tag_group_id,
+                name: g.name.clone(),
+            });
+            for t in &g.tags {
+                returned.insert(t.tag_id);
+                tags.entry(t.tag_id).or_insert_with(|| TagRow {
+                    tag_id: t.tag_id,
+                    name: t.name.clone(),
+                    tag_group_id: g.tag_group_id,
+                    parent_tag_id: t.parent_tag_id,
+                });
+            }
+        }
+        let absent: Vec<i64> = requested
+            .iter()
+            .copied()
+            .filter(|id| !returned.contains(id))
+            .collect();
+        if !absent.is_empty() {
+            tracing::info!(?absent, "tag ids not returned by Tag Search");
+            missing += absent.len() as i64;
+        }
+    }
+    (
+        groups.into_values().collect(),
+        tags.into_values().collect(),
+        missing,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rakuten_client::{Tag, TagGroup};
+
+    #[test]
+    fn rows_and_missing_ids() {
+        let resp = TagResponse {
+            tag_groups: vec![TagGroup {
+                tag_group_id: 7,
+                name: "size".into(),
+                tags: vec![
+                    Tag {
+                        tag_id: 1,
+                        name: "S".into(),
+                        parent_tag_id: 0,
+                    },
+                    Tag {
+                        tag_id: 2,
+                        name: "M".into(),
+                        parent_tag_id: 1,
+                    },
+                ],
+            }],
+        };
+        let requested = [1, 2, 3];
+        let (groups, tags, missing) = build_rows(&[(&requested[..], resp)]);
+        assert_eq!(
+            groups,
+            vec![TagGroupRow {
+                tag_group_id: 7,
+                name: "size".into()
+            }]
+        );
+        assert_eq!(tags.len(), 2);
+        assert_eq!((tags[1].tag_group_id, tags[1].parent_tag_id), (7, 1));
+        assert_eq!(missing, 1);
+        assert_eq!(batch_slug(&requested), "tags-1-n3");
+    }
+}

@@ -1,0 +1,156 @@
+//! The S3 raw store. Create-only writes use `If-None-Match: *`; S3 (and moto) answer a
+//! second write to a key with HTTP 412, which the SDK surfaces only as the untyped
+//! error code `PreconditionFailed`, so that code (or the status) is matched here.
+
+use async_trait::async_trait;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use base64_md5::content_md5;
+use bytes::Bytes;
+
+use super::{compare_existing, PutOutcome, RawStore, RawStoreError};
+
+#[derive(Debug, Clone)]
+pub struct S3Store {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    prefix: String,
+}
+
+impl S3Store {
+    pub fn new(client: aws_sdk_s3::Client, bucket: String, prefix: String) -> Self {
+        Self {
+            client,
+            bucket,
+            prefix: prefix.trim_matches('/').to_string(),
+        }
+    }
+
+    fn object_key(&self, key: &str) -> String {
+        if self.prefix.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}/{key}", self.prefix)
+        }
+    }
+}
+
+type HttpResponse = aws_sdk_s3::config::http::HttpResponse;
+
+fn s3_err<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    key: &str,
+    e: &SdkError<E, HttpResponse>,
+) -> RawStoreError {
+    let code = e
+        .code()
+        .map(str::to_string)
+        .unwrap_or_else(|| match status_of(e) {
+            Some(s) => format!("HTTP {s}"),
+            None => "unknown".into(),
+        });
+    let detail = match e.message() {
+        Some(m) => m.to_string(),
+        None => {
+            let mut out = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                out.push_str(": ");
+                out.push_str(&s.to_string());
+                source = s.source();
+            }
+            out
+        }
+    };
+    RawStoreError::S3 {
+        key: key.to_string(),
+        code,
+        detail,
+    }
+}
+
+fn status_of<E>(e: &SdkError<E, HttpResponse>) -> Option<u16> {
+    e.raw_response().map(|r| r.status().as_u16())
+}
+
+mod base64_md5 {
+    use base64::Engine;
+    use md5::{Digest, Md5};
+
+    /// `Content-MD5`, so S3 rejects a body damaged on the way.
+    pub fn content_md5(body: &[u8]) -> String {
+        base64::engine::general_purpose::STANDARD.encode(Md5::digest(body))
+    }
+}
+
+#[async_trait]
+impl RawStore for S3Store {
+    async fn put_new(&self, key: &str, body: Bytes) -> Result<PutOutcome, RawStoreError> {
+        let result = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.object_key(key))
+            .if_none_match("*")
+            .content_type("application/json")
+            .content_md5(content_md5(&body))
+            .body(ByteStream::from(body.clone()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(PutOutcome::Created),
+            Err(e) if e.code() == Some("PreconditionFailed") || status_of(&e) == Some(412) => {
+                let existing = self.get(key).await?.ok_or_else(|| RawStoreError::S3 {
+                    key: key.to_string(),
+                    code: "PreconditionFailed".into(),
+                    detail: "the object exists but could not be read back".into(),
+                })?;
+                compare_existing(key, &existing, &body)
+            }
+            Err(e) => Err(s3_err(key, &e)),
+        }
+    }
+
+    async fn put_replace(&self, key: &str, body: Bytes) -> Result<(), RawStoreError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.object_key(key))
+            .content_type("application/json")
+            .content_md5(content_md5(&body))
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| s3_err(key, &e))?;
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, RawStoreError> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.object_key(key))
+            .send()
+            .await;
+        match out {
+            Ok(o) => {
+                let data = o.body.collect().await.map_err(|e| RawStoreError::S3 {
+                    key: key.to_string(),
+                    code: "ReadError".into(),
+                    detail: e.to_string(),
+                })?;
+                Ok(Some(data.into_bytes()))
+            }
+            Err(e) if e.code() == Some("NoSuchKey") || status_of(&e) == Some(404) => Ok(None),
+            Err(e) => Err(s3_err(key, &e)),
+        }
+    }
+
+    fn describe(&self) -> String {
+        if self.prefix.is_empty() {
+            format!("s3://{}", self.bucket)
+        } else {
+            format!("s3://{}/{}", self.bucket, self.prefix)
+        }
+    }
+}

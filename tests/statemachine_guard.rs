@@ -1,0 +1,269 @@
+//! Guard against moto server's Step Functions API (RUNNING executions present and
+//! absent) and the local advisory lock, with the ledger on a real PostgreSQL.
+
+use std::time::Duration;
+
+use collector_core::db::ledger;
+use collector_core::jobs::guard::{
+    self, Concurrency, GuardRequest, LocalLock, StepFunctionsConcurrency,
+};
+use ichiba_collector_tests::*;
+use serde_json::json;
+use uuid::Uuid;
+
+async fn sfn() -> aws_sdk_sfn::Client {
+    let endpoint = moto_endpoint();
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("ap-northeast-1"))
+        .endpoint_url(&endpoint)
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "testing", "testing", None, None, "tests",
+        ))
+        .load()
+        .await;
+    let client = aws_sdk_sfn::Client::new(&shared);
+    client
+        .list_state_machines()
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("moto server not reachable at {endpoint} ({e:?}); start it with scripts/start-moto.sh"));
+    client
+}
+
+async fn state_machine(sfn: &aws_sdk_sfn::Client) -> String {
+    let name = format!("icx-jobnet-{}", &Uuid::new_v4().simple().to_string()[..10]);
+    sfn.create_state_machine()
+        .name(name)
+        .definition(r#"{"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}"#)
+        .role_arn("arn:aws:iam::123456789012:role/icx-jobnet")
+        .send()
+        .await
+        .expect("create state machine on moto")
+        .state_machine_arn()
+        .to_string()
+}
+
+async fn start(sfn: &aws_sdk_sfn::Client, sm: &str) -> (String, chrono::DateTime<chrono::Utc>) {
+    let out = sfn
+        .start_execution()
+        .state_machine_arn(sm)
+        .input("{}")
+        .send()
+        .await
+        .expect("start execution on moto");
+    let d = out.start_date();
+    (
+        out.execution_arn().to_string(),
+        chrono::DateTime::from_timestamp(d.secs(), d.subsec_nanos()).unwrap(),
+    )
+}
+
+fn event(
+    sm: &str,
+    exec: &str,
+    started: chrono::DateTime<chrono::Utc>,
+    input: serde_json::Value,
+    max_waits: u32,
+) -> serde_json::Value {
+    json!({
+        "input": input,
+        "state_machine_arn": sm,
+        "execution_arn": exec,
+        "execution_start_time": started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "max_waits": max_waits.to_string(),
+    })
+}
+
+#[tokio::test]
+async fn guard_waits_for_an_older_running_execution_then_refuses_and_proceeds_when_alone() {
+    let sfn = sfn().await;
+    let db = TestDb::new().await;
+    let sandbox = start_sandbox(sandbox_config(5)).await;
+    let raw = tempfile::tempdir().unwrap();
+    let ctx = context(job_config(&db, &sandbox, raw.path(), &[])).await;
+    let conc = StepFunctionsConcurrency::new(sfn.clone());
+
+    // Absent: a state machine with only this execution running.
+    let sm = state_machine(&sfn).await;
+    let (me, my_start) = start(&sfn, &sm).await;
+    let t0 = std::time::Instant::now();
+    let out = guard::handle(&ctx, event(&sm, &me, my_start, json!({}), 3), &conc)
+        .await
+        .unwrap();
+    eprintln!("guard (alone) took {} ms", t0.elapsed().as_millis());
+    assert_eq!(out["proceed"], true);
+    let run_id: Uuid = out["run_id"].as_str().unwrap().parse().unwrap();
+    let client = db.client().await;
+    let run = ledger::get_run(&client, run_id)
+        .await
+        .unwrap()
+        .expect("Guard opened the run");
+    assert_eq!(
+        (run.env.as_str(), run.status.as_str()),
+        ("local", "running")
+    );
+
+    // Present: a second execution, started later, waits for the first…
+    // (more than a second: start dates must differ even at second precision)
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (second, second_start) = start(&sfn, &sm).await;
+    let out = guard::handle(&ctx, event(&sm, &second, second_start, json!({}), 2), &conc)
+        .await
+        .unwrap();
+    assert_eq!(out["proceed"], false);
+    assert_eq!(out["waits"], 1);
+    assert!(out["run_id"].is_null());
+    assert!(
+        out["waiting_for"][0].as_str().unwrap().contains(&me),
+        "{out}"
+    );
+    // …counts its waits from the previous answer (as the definition passes it back)…
+    let input = json!({"guard": {"Payload": out}});
+    let out = guard::handle(
+        &ctx,
+        event(&sm, &second, second_start, input.clone(), 2),
+        &conc,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (out["proceed"].clone(), out["waits"].clone()),
+        (json!(false), json!(2))
+    );
+    // …and refuses once its waits are used up.
+    let input = json!({"guard": {"Payload": out}});
+    let e = guard::handle(&ctx, event(&sm, &second, second_start, input, 2), &conc)
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_type(), "ConcurrentExecution");
+    assert!(e.to_string().contains(&me), "{e}");
+    // The older execution does not wait for the younger one (no deadlock).
+    let out = guard::handle(
+        &ctx,
+        event(
+            &sm,
+            &me,
+            my_start,
+            json!({"run_id": run_id.to_string(), "start_at": "item"}),
+            2,
+        ),
+        &conc,
+    )
+    .await
+    .unwrap();
+    assert_eq!(out["proceed"], true);
+    assert_eq!(out["run_id"], run_id.to_string(), "resumes the given run");
+    assert_eq!(out["start_at"], "item");
+
+    // Once the first one stops, the second proceeds and opens its own run.
+    sfn.stop_execution()
+        .execution_arn(&me)
+        .send()
+        .await
+        .expect("stop on moto");
+    let out = guard::handle(&ctx, event(&sm, &second, second_start, json!({}), 2), &conc)
+        .await
+        .unwrap();
+    assert_eq!(out["proceed"], true);
+    assert_ne!(out["run_id"], run_id.to_string());
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn guard_validates_input_and_the_run_to_resume() {
+    let db = TestDb::new().await;
+    let sandbox = start_sandbox(sandbox_config(5)).await;
+    let raw = tempfile::tempdir().unwrap();
+    let ctx = context(job_config(&db, &sandbox, raw.path(), &[])).await;
+    struct Nobody;
+    #[async_trait::async_trait]
+    impl Concurrency for Nobody {
+        async fn others(
+            &self,
+            _r: &GuardRequest,
+        ) -> Result<Vec<String>, collector_core::jobs::JobError> {
+            Ok(vec![])
+        }
+    }
+    let missing = Uuid::new_v4();
+    let e = guard::handle(
+        &ctx,
+        json!({"input": {"run_id": missing.to_string()}}),
+        &Nobody,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.error_type(), "RunNotFound");
+    let e = guard::handle(&ctx, json!({"input": {"start_at": "everything"}}), &Nobody)
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_type(), "InvalidInput");
+    assert!(
+        e.to_string()
+            .contains("ranking, item, genre_tag, is_active"),
+        "{e}"
+    );
+    // Resuming a finished run reopens it.
+    let client = db.client().await;
+    let run = ledger::create_run(&client, "local", "manual")
+        .await
+        .unwrap();
+    ledger::finish_run(
+        &client,
+        run.run_id,
+        false,
+        Some(("FailureRateExceeded", "x")),
+    )
+    .await
+    .unwrap();
+    let out = guard::handle(
+        &ctx,
+        json!({"input": {"run_id": run.run_id.to_string(), "start_at": "genre_tag"}}),
+        &Nobody,
+    )
+    .await
+    .unwrap();
+    assert_eq!(out["proceed"], true);
+    assert_eq!(
+        ledger::get_run(&client, run.run_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        "running"
+    );
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn local_lock_admits_one_run_per_env_and_a_crash_releases_it() {
+    let db = TestDb::new().await;
+    let env = format!("local-{}", &Uuid::new_v4().simple().to_string()[..8]);
+    let req = GuardRequest::from_event(&json!({"input": {}})).unwrap();
+    let first = LocalLock::new(db.url.clone().into(), env.clone());
+    let second = LocalLock::new(db.url.clone().into(), env.clone());
+    let other_env = LocalLock::new(db.url.clone().into(), format!("{env}-b"));
+    assert!(first.others(&req).await.unwrap().is_empty());
+    assert!(first.is_held().await);
+    let waiting = second.others(&req).await.unwrap();
+    assert_eq!(waiting.len(), 1);
+    assert!(waiting[0].contains("holds the jobnet lock"), "{waiting:?}");
+    assert!(
+        other_env.others(&req).await.unwrap().is_empty(),
+        "envs do not block each other"
+    );
+    first.release().await;
+    assert!(second.others(&req).await.unwrap().is_empty());
+    // A process that dies without releasing: its session closes and the lock goes with it.
+    drop(second);
+    let third = LocalLock::new(db.url.clone().into(), env.clone());
+    let mut free = false;
+    for _ in 0..50 {
+        if third.try_acquire().await.unwrap() {
+            free = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(free, "the lock of a dropped session was not released");
+}
