@@ -12,6 +12,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$SECONDS
 
+# A full test build takes about 6 GB under target/ (see Cargo.toml's [profile.dev]); say
+# so up front rather than let a linker die of a full disk halfway through.
+free_mb=$(df -Pm . | awk 'NR == 2 {print $4}')
+echo "== disk: ${free_mb} MB free here"
+if [ "${free_mb:-0}" -lt 8000 ]; then
+  echo "warning: under 8 GB free; the build may run out of disk (cargo clean frees target/)" >&2
+fi
+
 echo "== services"
 scripts/start-postgres.sh
 scripts/start-moto.sh
@@ -31,4 +39,4 @@ echo "== infrastructure"
 scripts/test-infra.sh
 echo "== cargo test"
 cargo test --workspace --all-targets "$@"
-echo "== all checks passed in $((SECONDS - started)) s"
+echo "== all checks passed in $((SECONDS - started)) s ($(du -sm target | cut -f1) MB in target/)"
