@@ -8,6 +8,13 @@ MOTO_VERSION="${MOTO_VERSION:-5.2.5}"
 
 up() { curl -fsS "http://127.0.0.1:$PORT/moto-api/" >/dev/null 2>&1; }
 if up; then echo "moto: already running on 127.0.0.1:$PORT"; exit 0; fi
+# Something holds the port but does not answer as moto (say, a server whose .venv was
+# deleted under it): starting another would only fail to bind.
+if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+  echo "moto: 127.0.0.1:$PORT is taken by something that is not a working moto server;" \
+    "stop it or set MOTO_PORT" >&2
+  exit 1
+fi
 
 if [ ! -x .venv/bin/moto_server ]; then
   echo "moto: installing moto[server]==$MOTO_VERSION into .venv"

@@ -3,16 +3,18 @@
 #   1. services: PostgreSQL and moto server (started, or installed and started, if needed)
 #   2. tools: the Python and Node tooling of scripts/install-tools.sh (idempotent)
 #   3. cargo fmt --check, cargo clippy --all-targets -D warnings
-#   4. every Rust test of the workspace (real PostgreSQL, moto, the sandbox over HTTP,
-#      the state machine under asl-runner and aws-local-stepfunctions)
-#   5. the state machine's Node-side checks and the infrastructure checks (sam validate
+#   4. the state machine's Node-side checks and the infrastructure checks (sam validate
 #      --lint, cfn-lint, the transformed-template tests, sam build, actionlint)
+#   5. every Rust test of the workspace (real PostgreSQL, moto, the sandbox over HTTP,
+#      the state machine under asl-runner and aws-local-stepfunctions)
 # Extra arguments go to `cargo test` (e.g. a test name filter).
+# Disk: a full run needs about 5 GB under target/ and 1.3 GB of tools (.venv,
+# node_modules); it prints the free space first and what target/ holds at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$SECONDS
 
-# A full test build takes about 6 GB under target/ (see Cargo.toml's [profile.dev]); say
+# A full test build takes about 5 GB under target/ (see Cargo.toml's [profile.dev]); say
 # so up front rather than let a linker die of a full disk halfway through.
 free_mb=$(df -Pm . | awk 'NR == 2 {print $4}')
 echo "== disk: ${free_mb} MB free here"
@@ -38,5 +40,7 @@ scripts/test-statemachine.sh --node-only
 echo "== infrastructure"
 scripts/test-infra.sh
 echo "== cargo test"
-cargo test --workspace --all-targets "$@"
+# --tests: every crate's unit tests and every integration test, honouring `test = false`
+# (the Lambda mains); clippy above already compiled the bench and every other target.
+cargo test --workspace --tests "$@"
 echo "== all checks passed in $((SECONDS - started)) s ($(du -sm target | cut -f1) MB in target/)"

@@ -1,10 +1,35 @@
-//! Staging helpers every loading job shares: the content hash that decides whether a row
-//! is rewritten, the counts of a merge, and the refresh bookkeeping.
+//! Staging helpers every loading job shares: the binary COPY into a temporary table, the
+//! content hash that decides whether a row is rewritten, the counts of a merge, and the
+//! refresh bookkeeping.
+
+use std::pin::Pin;
 
 use sha2::{Digest, Sha256};
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::Type;
 use tokio_postgres::Transaction;
 
 use super::{JobError, RowCounts};
+
+/// Creates `stage`, a temporary table (dropped at commit) with the `columns` of `table`,
+/// and opens a binary COPY into it. Write each row's values in the order of `columns`
+/// (`types` gives their types), then `finish` the writer; the merge reads from `stage`.
+pub async fn copy_into_stage(
+    tx: &Transaction<'_>,
+    table: &str,
+    stage: &str,
+    columns: &str,
+    types: &[Type],
+) -> Result<Pin<Box<BinaryCopyInWriter>>, JobError> {
+    tx.batch_execute(&format!(
+        "CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {columns} FROM {table} WITH NO DATA"
+    ))
+    .await?;
+    let sink = tx
+        .copy_in(&format!("COPY {stage} ({columns}) FROM STDIN BINARY"))
+        .await?;
+    Ok(Box::pin(BinaryCopyInWriter::new(sink, types)))
+}
 
 /// SHA-256 of a row's canonical JSON (field order is the struct's, so it is stable).
 pub fn hash_of<T: serde::Serialize>(row: &T) -> Vec<u8> {

@@ -3,13 +3,12 @@
 //! bookkeeping (`etl_refresh`) for every genre saved.
 
 use chrono::{DateTime, Utc};
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{GenericClient, Transaction};
 use uuid::Uuid;
 
 use crate::db::ledger::JobRun;
-use crate::jobs::staging::{hash_of, mark_refreshed, merge_counts};
+use crate::jobs::staging::{copy_into_stage, hash_of, mark_refreshed, merge_counts};
 use crate::jobs::targets::RANKED_ITEMS_CTE;
 use crate::jobs::{JobError, RowCounts};
 
@@ -63,15 +62,6 @@ pub async fn load_genres(
     rows: &[GenreRow],
 ) -> Result<RowCounts, JobError> {
     let now: DateTime<Utc> = Utc::now();
-    tx.batch_execute(
-        "CREATE TEMP TABLE stage_genres (LIKE rakuten_genres INCLUDING DEFAULTS) ON COMMIT DROP",
-    )
-    .await?;
-    let sink = tx
-        .copy_in(&format!(
-            "COPY stage_genres ({GENRE_COLUMNS}) FROM STDIN BINARY"
-        ))
-        .await?;
     let types = [
         Type::INT8,
         Type::TEXT,
@@ -84,8 +74,8 @@ pub async fn load_genres(
         Type::TIMESTAMPTZ,
         Type::UUID,
     ];
-    let writer = BinaryCopyInWriter::new(sink, &types);
-    tokio::pin!(writer);
+    let mut writer =
+        copy_into_stage(tx, "rakuten_genres", "stage_genres", GENRE_COLUMNS, &types).await?;
     for r in rows {
         let hash = hash_of(r);
         let values: [&(dyn ToSql + Sync); 10] = [
@@ -102,7 +92,7 @@ pub async fn load_genres(
         ];
         writer.as_mut().write(&values).await?;
     }
-    writer.finish().await?;
+    writer.as_mut().finish().await?;
 
     let counts = merge_counts(
         tx,

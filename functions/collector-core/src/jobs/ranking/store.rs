@@ -3,13 +3,12 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rakuten_client::RankingItem;
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Transaction;
 
 use crate::config::RankingTarget;
 use crate::db::ledger::JobRun;
-use crate::jobs::staging::{hash_of, merge_counts};
+use crate::jobs::staging::{copy_into_stage, hash_of, merge_counts};
 use crate::jobs::{JobError, RowCounts};
 
 /// One row of `rakuten_rankings`.
@@ -123,15 +122,6 @@ pub async fn load_rankings(
     complete: &[(i64, String, i32)],
 ) -> Result<RowCounts, JobError> {
     let now: DateTime<Utc> = Utc::now();
-    tx.batch_execute(
-        "CREATE TEMP TABLE stage_rankings (LIKE rakuten_rankings INCLUDING DEFAULTS) ON COMMIT DROP",
-    )
-    .await?;
-    let sink = tx
-        .copy_in(&format!(
-            "COPY stage_rankings ({RANKING_COLUMNS}) FROM STDIN BINARY"
-        ))
-        .await?;
     let types = [
         Type::DATE,
         Type::INT8,
@@ -150,8 +140,14 @@ pub async fn load_rankings(
         Type::UUID,
         Type::TIMESTAMPTZ,
     ];
-    let writer = BinaryCopyInWriter::new(sink, &types);
-    tokio::pin!(writer);
+    let mut writer = copy_into_stage(
+        tx,
+        "rakuten_rankings",
+        "stage_rankings",
+        RANKING_COLUMNS,
+        &types,
+    )
+    .await?;
     for r in rows {
         let hash = r.content_hash();
         let values: [&(dyn ToSql + Sync); 16] = [
@@ -174,7 +170,7 @@ pub async fn load_rankings(
         ];
         writer.as_mut().write(&values).await?;
     }
-    writer.finish().await?;
+    writer.as_mut().finish().await?;
 
     let mut counts = merge_counts(
         tx,
@@ -223,15 +219,6 @@ pub async fn load_items(
     rows: &[ItemRow],
 ) -> Result<RowCounts, JobError> {
     let now: DateTime<Utc> = Utc::now();
-    tx.batch_execute(&format!(
-        "CREATE TEMP TABLE stage_items ON COMMIT DROP AS SELECT {ITEM_COLUMNS} FROM rakuten_items WITH NO DATA"
-    ))
-    .await?;
-    let sink = tx
-        .copy_in(&format!(
-            "COPY stage_items ({ITEM_COLUMNS}) FROM STDIN BINARY"
-        ))
-        .await?;
     let types = [
         Type::TEXT,
         Type::TEXT,
@@ -254,8 +241,8 @@ pub async fn load_items(
         Type::BYTEA,
         Type::TIMESTAMPTZ,
     ];
-    let writer = BinaryCopyInWriter::new(sink, &types);
-    tokio::pin!(writer);
+    let mut writer =
+        copy_into_stage(tx, "rakuten_items", "stage_items", ITEM_COLUMNS, &types).await?;
     for r in rows {
         let hash = hash_of(r);
         let values: [&(dyn ToSql + Sync); 20] = [
@@ -282,7 +269,7 @@ pub async fn load_items(
         ];
         writer.as_mut().write(&values).await?;
     }
-    writer.finish().await?;
+    writer.as_mut().finish().await?;
 
     merge_counts(
         tx,

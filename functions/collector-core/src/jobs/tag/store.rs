@@ -3,13 +3,12 @@
 //! refresh bookkeeping (`etl_refresh`) for every tag returned.
 
 use chrono::{DateTime, Utc};
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{GenericClient, Transaction};
 use uuid::Uuid;
 
 use crate::db::ledger::JobRun;
-use crate::jobs::staging::{hash_of, mark_refreshed, merge_counts};
+use crate::jobs::staging::{copy_into_stage, hash_of, mark_refreshed, merge_counts};
 use crate::jobs::targets::RANKED_ITEMS_CTE;
 use crate::jobs::{JobError, RowCounts};
 
@@ -65,15 +64,6 @@ pub async fn load_tag_groups(
 ) -> Result<RowCounts, JobError> {
     const COLUMNS: &str = "tag_group_id, name, content_hash, saved_at, run_id";
     let now: DateTime<Utc> = Utc::now();
-    tx.batch_execute(
-        "CREATE TEMP TABLE stage_tag_groups (LIKE rakuten_tag_groups INCLUDING DEFAULTS) ON COMMIT DROP",
-    )
-    .await?;
-    let sink = tx
-        .copy_in(&format!(
-            "COPY stage_tag_groups ({COLUMNS}) FROM STDIN BINARY"
-        ))
-        .await?;
     let types = [
         Type::INT8,
         Type::TEXT,
@@ -81,15 +71,21 @@ pub async fn load_tag_groups(
         Type::TIMESTAMPTZ,
         Type::UUID,
     ];
-    let writer = BinaryCopyInWriter::new(sink, &types);
-    tokio::pin!(writer);
+    let mut writer = copy_into_stage(
+        tx,
+        "rakuten_tag_groups",
+        "stage_tag_groups",
+        COLUMNS,
+        &types,
+    )
+    .await?;
     for r in rows {
         let hash = hash_of(r);
         let values: [&(dyn ToSql + Sync); 5] =
             [&r.tag_group_id, &r.name, &hash, &now, &job_run.run.run_id];
         writer.as_mut().write(&values).await?;
     }
-    writer.finish().await?;
+    writer.as_mut().finish().await?;
     merge_counts(
         tx,
         &format!(
@@ -116,13 +112,6 @@ pub async fn load_tags(
     const COLUMNS: &str =
         "tag_id, name, tag_group_id, parent_tag_id, content_hash, saved_at, run_id";
     let now: DateTime<Utc> = Utc::now();
-    tx.batch_execute(
-        "CREATE TEMP TABLE stage_tags (LIKE rakuten_tags INCLUDING DEFAULTS) ON COMMIT DROP",
-    )
-    .await?;
-    let sink = tx
-        .copy_in(&format!("COPY stage_tags ({COLUMNS}) FROM STDIN BINARY"))
-        .await?;
     let types = [
         Type::INT8,
         Type::TEXT,
@@ -132,8 +121,7 @@ pub async fn load_tags(
         Type::TIMESTAMPTZ,
         Type::UUID,
     ];
-    let writer = BinaryCopyInWriter::new(sink, &types);
-    tokio::pin!(writer);
+    let mut writer = copy_into_stage(tx, "rakuten_tags", "stage_tags", COLUMNS, &types).await?;
     for r in rows {
         let hash = hash_of(r);
         let values: [&(dyn ToSql + Sync); 7] = [
@@ -147,7 +135,7 @@ pub async fn load_tags(
         ];
         writer.as_mut().write(&values).await?;
     }
-    writer.finish().await?;
+    writer.as_mut().finish().await?;
     let counts = merge_counts(
         tx,
         &format!(
