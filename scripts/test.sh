@@ -8,14 +8,13 @@
 #   5. every Rust test of the workspace (real PostgreSQL, moto, the sandbox over HTTP,
 #      the state machine under asl-runner and aws-local-stepfunctions)
 # Extra arguments go to `cargo test` (e.g. a test name filter).
-# Disk: a full run needs about 5 GB under target/ and 1.3 GB of tools (.venv,
+# Disk: a full run needs about 4.5 GB under target/ and 1.3 GB of tools (.venv,
 # node_modules); it prints the free space first and what target/ holds at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$SECONDS
 
-# A full test build takes about 5 GB under target/ (see Cargo.toml's [profile.dev]); say
-# so up front rather than let a linker die of a full disk halfway through.
+# Warn up front rather than let a linker die of a full disk halfway through.
 free_mb=$(df -Pm . | awk 'NR == 2 {print $4}')
 echo "== disk: ${free_mb} MB free here"
 if [ "${free_mb:-0}" -lt 8000 ]; then
