@@ -343,3 +343,87 @@ async fn a_run_of_another_env_or_an_unknown_run_is_refused() {
     assert!(err.to_string().contains("unknown field"), "{err}");
     assert_eq!(sandbox.stats().requests, 0);
 }
+
+#[tokio::test]
+async fn a_genre_that_does_not_exist_costs_one_request_and_leaves_an_incomplete_snapshot() {
+    let db = TestDb::new().await;
+    let sandbox = start_sandbox(sandbox_config(200)).await;
+    let raw = tempfile::tempdir().unwrap();
+    // 200 items: the overall ranking has 7 pages (6 full, one of 20).
+    let ctx = context(job_config(
+        &db,
+        &sandbox,
+        raw.path(),
+        &[("RANKING_TARGETS", "0,987654321"), ("RANKING_FAILURE_THRESHOLD", "0.5")],
+    ))
+    .await;
+    let before = sandbox.stats().requests;
+    let out = ranking::run(&ctx, RankingInput::default())
+        .await
+        .expect("ranking job");
+    // 7 pages of the overall ranking and one request for the unknown genre.
+    assert_eq!(sandbox.stats().requests - before, 8);
+    assert_eq!((out.units.attempted, out.units.failed), (8, 1));
+    assert_eq!(out.incomplete.len(), 1, "{:?}", out.incomplete);
+    assert!(out.incomplete[0].contains("genre 987654321"), "{:?}", out.incomplete);
+    let c = db.client().await;
+    let unit: String = c
+        .query_one("SELECT unit FROM etl_failures", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(unit.contains("987654321"), "{unit}");
+    let rows = c
+        .query(
+            "SELECT ranking_genre_id, complete, missing_ranks, row_count, pages, title IS NOT NULL
+             FROM rakuten_ranking_snapshots ORDER BY ranking_genre_id",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    let overall = &rows[0];
+    assert_eq!(overall.get::<_, i64>(0), 0);
+    assert!(overall.get::<_, bool>(1), "the overall ranking is complete");
+    assert_eq!(overall.get::<_, Option<String>>(2), None);
+    assert_eq!(overall.get::<_, i32>(3), 200);
+    assert_eq!(overall.get::<_, i32>(4), 7);
+    let unknown = &rows[1];
+    assert!(!unknown.get::<_, bool>(1));
+    assert!(
+        unknown
+            .get::<_, Option<String>>(2)
+            .unwrap_or_default()
+            .contains("refused"),
+        "the reason is recorded"
+    );
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn events_that_are_not_objects_are_refused() {
+    let db = TestDb::new().await;
+    let sandbox = start_sandbox(sandbox_config(5)).await;
+    let raw = tempfile::tempdir().unwrap();
+    let ctx = context(job_config(&db, &sandbox, raw.path(), &[])).await;
+    let id = uuid::Uuid::new_v4().to_string();
+    for event in [
+        serde_json::json!(null),
+        serde_json::json!([]),
+        serde_json::json!([id]),
+    ] {
+        let e = collector_core::jobs::dispatch(
+            &ctx,
+            collector_core::db::ledger::Job::Ranking,
+            event.clone(),
+            None,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.error_type(), "InvalidInput", "{event}: {e}");
+        assert!(e.to_string().contains("must be a JSON object"), "{e}");
+    }
+    let runs = count(&db.client().await, "SELECT count(*) FROM etl_runs").await;
+    assert_eq!(runs, 0, "a refused event opens no run");
+    sandbox.shutdown().await;
+}

@@ -205,7 +205,7 @@ async fn guard_validates_input_and_the_run_to_resume() {
     );
     // Resuming a finished run reopens it.
     let client = db.client().await;
-    let run = ledger::create_run(&client, "local", "manual")
+    let run = ledger::create_run(&client, "local", "manual", std::time::Duration::from_secs(180))
         .await
         .unwrap();
     ledger::finish_run(
@@ -232,6 +232,54 @@ async fn guard_validates_input_and_the_run_to_resume() {
             .status,
         "running"
     );
+    // start_at without run_id: the newest run of the env, never a new empty one.
+    ledger::finish_run(&client, run.run_id, false, Some(("X", "y")))
+        .await
+        .unwrap();
+    let out = guard::handle(&ctx, json!({"input": {"start_at": "item"}}), &Nobody)
+        .await
+        .unwrap();
+    assert_eq!(out["run_id"], run.run_id.to_string());
+    assert_eq!(out["start_at"], "item");
+    assert!(out["resumed"].as_str().unwrap().contains("newest run"), "{out}");
+    // A run whose process is gone (here: a lease owner on this machine that does not
+    // exist) is abandoned by the next start; a plain start resumes it at its first
+    // unfinished job.
+    client
+        .execute(
+            "UPDATE etl_runs SET lease_owner = split_part($2, '|', 1) || '|' || split_part($2, '|', 2) || '|'
+                 || split_part($2, '|', 3) || '|999999999|1', lease_expires_at = now() + interval '1 hour'
+             WHERE run_id = $1",
+            &[&run.run_id, &collector_core::db::lease::owner()],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "INSERT INTO etl_job_runs (run_id, job, status, job_start_at, last_started_at, threshold)
+             VALUES ($1, 'ranking', 'succeeded', now(), now(), 0.01), ($1, 'item', 'running', now(), now(), 0.05)",
+            &[&run.run_id],
+        )
+        .await
+        .unwrap();
+    let out = guard::handle(&ctx, json!({"input": {}}), &Nobody)
+        .await
+        .unwrap();
+    assert_eq!(out["run_id"], run.run_id.to_string(), "{out}");
+    assert_eq!(out["start_at"], "item");
+    assert!(
+        out["resumed"].as_str().unwrap().contains("abandoned run"),
+        "{out}"
+    );
+    let item_status: String = client
+        .query_one(
+            "SELECT status FROM etl_job_runs WHERE run_id = $1 AND job = 'item'",
+            &[&run.run_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(item_status, "abandoned");
     sandbox.shutdown().await;
 }
 

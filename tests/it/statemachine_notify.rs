@@ -103,7 +103,7 @@ async fn webhook_sns_and_ledger() {
         .topic_arn()
         .unwrap()
         .to_string();
-    let run = ledger::create_run(&client, "local", "manual")
+    let run = ledger::create_run(&client, "local", "manual", std::time::Duration::from_secs(180))
         .await
         .unwrap();
     let notifier = Notifier::new(Some(url), Some((sns.clone(), topic.clone())));
@@ -157,7 +157,7 @@ async fn webhook_sns_and_ledger() {
             )),
         ),
     ] {
-        let run = ledger::create_run(&client, "local", "manual")
+        let run = ledger::create_run(&client, "local", "manual", std::time::Duration::from_secs(180))
             .await
             .unwrap();
         let ev = json!({"status": "succeeded", "state": {"guard": {"Payload": {"run_id": run.run_id.to_string()}}}});

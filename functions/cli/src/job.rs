@@ -8,7 +8,7 @@ use clap::Args;
 use collector_core::config::{AppEnv, Config};
 use collector_core::db;
 use collector_core::jobs::ranking::{self, RankingInput};
-use collector_core::jobs::{is_active, item, JobOutput, RunInput};
+use collector_core::jobs::{self, is_active, item, JobOutput, RunInput};
 use collector_core::jobs::{AppContext, JobError, RakutenEndpoint};
 use collector_core::secrets::{self, Secrets};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -28,12 +28,9 @@ pub struct JobArgs {
     pub output: OutputFormat,
 }
 
-fn fail(e: &JobError) -> ExitCode {
+pub(crate) fn fail(e: &JobError) -> ExitCode {
     eprintln!("error [{}]: {e}", e.error_type());
-    match e {
-        JobError::Config(_) | JobError::InvalidInput(_) => ExitCode::from(2),
-        _ => ExitCode::from(1),
-    }
+    ExitCode::from(jobs::exit_code(e.error_type()))
 }
 
 /// Resolves secrets, prepares the database (locally: creates it and migrates) and, when

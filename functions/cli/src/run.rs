@@ -170,6 +170,9 @@ impl TaskHandler for LocalTasks {
                         ),
                         );
                     } else if let Some(id) = out.run_id {
+                        if let Some(r) = &out.resumed {
+                            say(&self.progress, format!("resuming {r}"));
+                        }
                         say(
                             &self.progress,
                             format!(
@@ -455,17 +458,11 @@ pub async fn run(config: Config, args: RunArgs) -> ExitCode {
     let env = config.env.as_str().to_string();
     let (ctx, sandbox) = match crate::job::prepare(config).await {
         Ok(v) => v,
-        Err(e) => {
-            eprintln!("error [{}]: {e}", e.error_type());
-            return ExitCode::from(2);
-        }
+        Err(e) => return crate::job::fail(&e),
     };
     let notifier = match Notifier::from_env().await {
         Ok(n) => n,
-        Err(e) => {
-            eprintln!("error [{}]: {e}", e.error_type());
-            return ExitCode::from(2);
-        }
+        Err(e) => return crate::job::fail(&e),
     };
     let bar = ProgressBar::new_spinner();
     bar.set_style(
@@ -547,11 +544,7 @@ pub async fn run(config: Config, args: RunArgs) -> ExitCode {
         let state = failing_state(&result).unwrap_or_else(|| "?".into());
         let job = job_label(&state).unwrap_or(state.as_str());
         eprintln!("error: jobnet failed in {job} [{error}]: {cause}");
-        if error == "ConcurrentExecution" {
-            ExitCode::from(3)
-        } else {
-            ExitCode::from(1)
-        }
+        ExitCode::from(jobs::exit_code(&error))
     }
 }
 

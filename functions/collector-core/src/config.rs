@@ -219,6 +219,8 @@ pub struct Config {
     pub item: ItemSettings,
     /// IsActive: an item is active when ranked within this many days (JST dates, run date included).
     pub active_window_days: u32,
+    /// How long a run's lease lasts without renewal; a run whose lease expired is abandoned.
+    pub run_lease: Duration,
 }
 
 /// The Item job's settings.
@@ -251,7 +253,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("RAKUTEN_REFERER", "Referer header for web-application apps"),
     ("RAKUTEN_ORIGIN", "Origin header for web-application apps"),
     ("RAKUTEN_FORMAT_VERSION", "1 or 2 (default 2)"),
-    ("RAKUTEN_REQUESTS_PER_SECOND", "request pacing per process (default 0.95)"),
+    ("RAKUTEN_REQUESTS_PER_SECOND", "requests per second for one application ID, 0.01-1000 (default 0.95; the real API allows about 1)"),
     ("RAKUTEN_MAX_ATTEMPTS", "tries per request, retries included (default 4)"),
     ("RAKUTEN_RETRY_BASE_MS", "first backoff delay in ms, doubled per retry with jitter (default 1000)"),
     ("RAKUTEN_TIMEOUT_SECS", "per-request timeout (default 20)"),
@@ -269,7 +271,21 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("ITEM_DEADLINE_MARGIN_SECS", "an Item invocation stops this long before its deadline (default 60)"),
     ("ITEM_BATCH_SIZE", "items saved per database commit (default 10)"),
     ("ACTIVE_WINDOW_DAYS", "IsActive: ranked within this many days = active (default 7)"),
+    ("RUN_LEASE_SECS", "a run not renewed by its process for this long is abandoned, 30-3600 (default 180)"),
 ];
+
+/// Optional variables whose empty value means "unset" (a template passes `''` for an
+/// unused optional parameter). Every other variable set to an empty value is an error.
+const EMPTY_MEANS_UNSET: &[&str] = &[
+    "RAKUTEN_AFFILIATE_ID",
+    "RAKUTEN_AFFILIATE_ID_SSM_PARAMETER",
+    "RAKUTEN_REFERER",
+    "RAKUTEN_ORIGIN",
+];
+
+/// Bounds of RAKUTEN_REQUESTS_PER_SECOND: below, one day's requests would take longer
+/// than a day; above, even the sandbox's limiter is outrun (the real API allows about 1).
+pub const REQUESTS_PER_SECOND_BOUNDS: (f64, f64) = (0.01, 1000.0);
 
 impl Config {
     /// Reads the process environment.
@@ -285,6 +301,17 @@ impl Config {
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty())
         };
+
+        // `RAW_STORE=` silently meaning the default directory hides a broken deployment.
+        for (name, _) in VARIABLES {
+            let is_empty = vars.get(*name).is_some_and(|v| v.trim().is_empty());
+            if is_empty && !EMPTY_MEANS_UNSET.contains(name) {
+                return Err(ConfigError::new(
+                    *name,
+                    "is set but empty: give it a value, or unset it to use the default",
+                ));
+            }
+        }
 
         let env = match get("APP_ENV") {
             None => AppEnv::Local,
@@ -420,9 +447,10 @@ impl Config {
                 (v == 1 || v == 2).then_some(()).ok_or("must be 1 or 2")
             })?,
             requests_per_second: parse_num(&get, "RAKUTEN_REQUESTS_PER_SECOND", 0.95f64, |v| {
-                (v.is_finite() && v > 0.0 && v <= 1000.0)
+                let (lo, hi) = REQUESTS_PER_SECOND_BOUNDS;
+                (v.is_finite() && (lo..=hi).contains(&v))
                     .then_some(())
-                    .ok_or("must be a number > 0 and <= 1000")
+                    .ok_or("must be between 0.01 and 1000 (requests per second)")
             })?,
             max_attempts: parse_num(&get, "RAKUTEN_MAX_ATTEMPTS", 4u32, |v| {
                 (1..=10)
@@ -503,6 +531,13 @@ impl Config {
                 .ok_or("must be between 1 and 366")
         })?;
 
+        let run_lease = Duration::from_secs(parse_num(&get, "RUN_LEASE_SECS", 180u64, |v| {
+            (30..=3600)
+                .contains(&v)
+                .then_some(())
+                .ok_or("must be between 30 and 3600")
+        })?);
+
         let refresh_days = |name: &str| {
             parse_num(&get, name, 7u32, |v| {
                 (v <= 3650)
@@ -537,6 +572,7 @@ impl Config {
             tag_failure_threshold,
             item,
             active_window_days,
+            run_lease,
         })
     }
 
@@ -646,6 +682,21 @@ mod tests {
         assert_eq!(e.variable, "RANKING_TARGETS");
         let e = cfg(&[("RAKUTEN_FORMAT_VERSION", "3")]).unwrap_err();
         assert_eq!(e.variable, "RAKUTEN_FORMAT_VERSION");
+        let e = cfg(&[("RAKUTEN_REQUESTS_PER_SECOND", "1e-9")]).unwrap_err();
+        assert_eq!(e.variable, "RAKUTEN_REQUESTS_PER_SECOND");
+        assert!(e.problem.contains("between 0.01 and 1000"), "{e}");
+    }
+
+    #[test]
+    fn empty_values_are_errors_except_optional_ones() {
+        for name in ["RAW_STORE", "DATABASE_URL", "RANKING_TARGETS", "APP_ENV"] {
+            let e = cfg(&[(name, " ")]).unwrap_err();
+            assert_eq!(e.variable, name);
+            assert!(e.problem.contains("set but empty"), "{e}");
+        }
+        let c = cfg(&[("RAKUTEN_AFFILIATE_ID_SSM_PARAMETER", ""), ("RAKUTEN_REFERER", "")]).unwrap();
+        assert!(matches!(c.rakuten.affiliate_id, SecretSource::Absent));
+        assert!(c.rakuten.referer.is_none());
     }
 
     #[test]

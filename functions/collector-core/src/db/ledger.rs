@@ -1,10 +1,12 @@
 //! The run ledger: `etl_runs`, `etl_job_runs` and `etl_failures`.
 
+use std::time::Duration;
+
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use tokio_postgres::{Client, GenericClient};
 use uuid::Uuid;
 
-use super::DbError;
+use super::{lease, DbError};
 
 /// Rakuten's calendar: snapshot dates and raw-store folders use Japan time (no DST).
 pub fn jst() -> FixedOffset {
@@ -63,22 +65,140 @@ fn run_from_row(r: &tokio_postgres::Row) -> Run {
     }
 }
 
-/// Opens a new run in `env`.
+/// Opens a new run in `env`, leased to this process for `lease`.
 pub async fn create_run(
     client: &impl GenericClient,
     env: &str,
     trigger: &str,
+    lease: Duration,
 ) -> Result<Run, DbError> {
     let run_id = Uuid::new_v4();
     let now = Utc::now();
     let row = client
         .query_one(
-            "INSERT INTO etl_runs (run_id, env, run_date, trigger, started_at) VALUES ($1, $2, $3, $4, $5)
+            "INSERT INTO etl_runs (run_id, env, run_date, trigger, started_at, lease_owner, lease_expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $5 + make_interval(secs => $7))
              RETURNING run_id, env, run_date, status, started_at",
-            &[&run_id, &env, &jst_date(now), &trigger, &now],
+            &[&run_id, &env, &jst_date(now), &trigger, &now, &lease::owner(), &lease.as_secs_f64()],
         )
         .await?;
     Ok(run_from_row(&row))
+}
+
+/// Renews this process's lease on a run (called while a job works).
+pub async fn renew_lease(
+    client: &impl GenericClient,
+    run_id: Uuid,
+    lease: Duration,
+) -> Result<(), DbError> {
+    client
+        .execute(
+            "UPDATE etl_runs SET lease_owner = $2, lease_expires_at = now() + make_interval(secs => $3)
+             WHERE run_id = $1 AND status = 'running'",
+            &[&run_id, &lease::owner(), &lease.as_secs_f64()],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Marks abandoned every running run of `env` whose process is gone: its local process no
+/// longer exists, or its lease expired and its owner is not a live process of this
+/// machine. Their running job runs become abandoned too. Returns the runs marked.
+pub async fn sweep_abandoned(
+    client: &impl GenericClient,
+    env: &str,
+    lease: Duration,
+) -> Result<Vec<Uuid>, DbError> {
+    let rows = client
+        .query(
+            "SELECT run_id, lease_owner,
+                    coalesce(lease_expires_at, started_at + make_interval(secs => $2)) < now()
+             FROM etl_runs WHERE env = $1 AND status = 'running'",
+            &[&env, &lease.as_secs_f64()],
+        )
+        .await?;
+    let mut marked = Vec::new();
+    for r in rows {
+        let run_id: Uuid = r.get(0);
+        let owner: Option<String> = r.get(1);
+        let expired: bool = r.get(2);
+        let why = match owner.as_deref().map(lease::liveness) {
+            Some(lease::Liveness::Gone) => "its process is gone",
+            Some(lease::Liveness::Alive) => continue,
+            _ if expired => "its lease expired (process or execution gone)",
+            _ => continue,
+        };
+        let message = format!("abandoned: {why}; found by a later start");
+        client
+            .execute(
+                "UPDATE etl_job_runs SET status = 'abandoned', finished_at = now(), error_type = 'Abandoned', error_message = $2
+                 WHERE run_id = $1 AND status = 'running'",
+                &[&run_id, &message],
+            )
+            .await?;
+        let n = client
+            .execute(
+                "UPDATE etl_runs SET status = 'abandoned', finished_at = now(), error_type = 'Abandoned', error_message = $2
+                 WHERE run_id = $1 AND status = 'running'",
+                &[&run_id, &message],
+            )
+            .await?;
+        if n > 0 {
+            tracing::warn!(%run_id, reason = why, "marked an unfinished run abandoned");
+            marked.push(run_id);
+        }
+    }
+    Ok(marked)
+}
+
+/// The newest run of `env` (any status).
+pub async fn newest_run(client: &impl GenericClient, env: &str) -> Result<Option<Run>, DbError> {
+    let row = client
+        .query_opt(
+            "SELECT run_id, env, run_date, status, started_at FROM etl_runs WHERE env = $1
+             ORDER BY started_at DESC LIMIT 1",
+            &[&env],
+        )
+        .await?;
+    Ok(row.as_ref().map(run_from_row))
+}
+
+/// The newest abandoned run of `env` on JST day `date`, if any: its work is unfinished.
+pub async fn abandoned_run_of_day(
+    client: &impl GenericClient,
+    env: &str,
+    date: NaiveDate,
+) -> Result<Option<Run>, DbError> {
+    let row = client
+        .query_opt(
+            "SELECT run_id, env, run_date, status, started_at FROM etl_runs
+             WHERE env = $1 AND run_date = $2 AND status = 'abandoned'
+             ORDER BY started_at DESC LIMIT 1",
+            &[&env, &date],
+        )
+        .await?;
+    Ok(row.as_ref().map(run_from_row))
+}
+
+/// The jobs of a run that have succeeded.
+pub async fn succeeded_jobs(client: &impl GenericClient, run_id: Uuid) -> Result<Vec<Job>, DbError> {
+    let rows = client
+        .query(
+            "SELECT job FROM etl_job_runs WHERE run_id = $1 AND status = 'succeeded'",
+            &[&run_id],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| match r.get::<_, &str>(0) {
+            "ranking" => Some(Job::Ranking),
+            "item" => Some(Job::Item),
+            "genre" => Some(Job::Genre),
+            "tag" => Some(Job::Tag),
+            "is_active" => Some(Job::IsActive),
+            _ => None,
+        })
+        .collect())
 }
 
 pub async fn get_run(client: &impl GenericClient, run_id: Uuid) -> Result<Option<Run>, DbError> {
@@ -165,12 +285,20 @@ pub async fn start_job(
     })
 }
 
-/// Marks a run running again (a job rerun in a run that had finished).
-pub async fn reopen_run(client: &impl GenericClient, run_id: Uuid) -> Result<(), DbError> {
+/// Marks a run running again, leased to this process (a job rerun in a run that had
+/// finished, or the resumption of an abandoned run).
+pub async fn reopen_run(
+    client: &impl GenericClient,
+    run_id: Uuid,
+    lease: Duration,
+) -> Result<(), DbError> {
     client
         .execute(
-            "UPDATE etl_runs SET status = 'running', finished_at = NULL, error_type = NULL, error_message = NULL WHERE run_id = $1",
-            &[&run_id],
+            "UPDATE etl_runs SET status = 'running', finished_at = NULL, error_type = NULL, error_message = NULL,
+                 resumed_at = CASE WHEN status = 'abandoned' THEN now() ELSE resumed_at END,
+                 lease_owner = $2, lease_expires_at = now() + make_interval(secs => $3)
+             WHERE run_id = $1",
+            &[&run_id, &lease::owner(), &lease.as_secs_f64()],
         )
         .await?;
     Ok(())
@@ -235,6 +363,7 @@ pub struct JobCounts {
     pub failed: i32,
     pub failure_rate: f64,
     pub requests: i32,
+    pub retries: i32,
     pub throttled: i32,
     pub rows_inserted: i32,
     pub rows_updated: i32,
@@ -266,7 +395,7 @@ pub async fn finish_job(
                  attempted = $6, succeeded = $7, failed = $8, failure_rate = $9, requests = $10, throttled = $11,
                  rows_inserted = $12, rows_updated = $13, rows_unchanged = $14, rows_deleted = $15,
                  raw_written = $16, raw_identical = $17, manifest_key = $18, error_type = $19, error_message = $20,
-                 output = $21
+                 output = $21, retries = $22
              WHERE run_id = $1 AND job = $2",
             &[
                 &job_run.run.run_id,
@@ -290,30 +419,48 @@ pub async fn finish_job(
                 &error.map(|e| e.0),
                 &error.map(|e| e.1),
                 output,
+                &counts.retries,
             ],
         )
         .await?;
     Ok(())
 }
 
-/// Fails a job run that could not finish normally (database or store trouble mid-way).
+/// Requests an invocation sent, as counted by the client when sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Sent {
+    pub requests: i32,
+    pub retries: i32,
+    pub throttled: i32,
+}
+
+/// Fails a job run that could not finish normally (database or store trouble mid-way),
+/// keeping the requests it sent. The Item job's counters accumulate over invocations
+/// (its finished batches are already counted); every other job's are this invocation's.
 pub async fn abort_job(
     client: &Client,
     job_run: &JobRun,
     error_type: &str,
     message: &str,
+    sent: Sent,
 ) -> Result<(), DbError> {
     client
         .execute(
             "UPDATE etl_job_runs SET status = 'failed', finished_at = now(),
                  duration_ms = coalesce(duration_ms, 0) + (extract(epoch FROM now() - last_started_at) * 1000)::bigint,
-                 error_type = $3, error_message = $4
+                 error_type = $3, error_message = $4,
+                 requests = CASE WHEN job = 'item' THEN requests ELSE 0 END + $5,
+                 retries = CASE WHEN job = 'item' THEN retries ELSE 0 END + $6,
+                 throttled = CASE WHEN job = 'item' THEN throttled ELSE 0 END + $7
              WHERE run_id = $1 AND job = $2",
             &[
                 &job_run.run.run_id,
                 &job_run.job.as_str(),
                 &error_type,
                 &message,
+                &sent.requests,
+                &sent.retries,
+                &sent.throttled,
             ],
         )
         .await?;

@@ -1,6 +1,7 @@
 //! PostgreSQL: connecting (plain or TLS), migrations and the run ledger.
 
 mod connect;
+pub mod lease;
 pub mod ledger;
 mod migrate;
 

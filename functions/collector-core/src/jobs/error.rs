@@ -60,3 +60,33 @@ impl JobError {
         }
     }
 }
+
+/// The exit status of `collector job` and `collector run` for an error type: one table
+/// for both commands (docs/runbook.md, "Exit status").
+pub fn exit_code(error_type: &str) -> u8 {
+    match error_type {
+        // The job ran and judged its data: too many failed units, evidence missing.
+        "FailureRateExceeded" | "EvidenceMissing" => 1,
+        // What was asked cannot be done: bad input, bad configuration, unknown run.
+        "InvalidInput" | "ConfigError" | "RunNotFound" => 2,
+        "ConcurrentExecution" => 3,
+        // The infrastructure failed: database, raw store. Rerunning later may succeed.
+        "DatabaseError" | "RawStoreError" | "RawObjectConflict" => 4,
+        // Anything else (a state machine runtime error, a Lambda-level error).
+        _ => 5,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(exit_code("FailureRateExceeded"), 1);
+        assert_eq!(exit_code("InvalidInput"), 2);
+        assert_eq!(exit_code("ConcurrentExecution"), 3);
+        assert_eq!(exit_code("DatabaseError"), 4);
+        assert_eq!(exit_code("States.Runtime"), 5);
+    }
+}

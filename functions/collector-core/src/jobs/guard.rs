@@ -35,6 +35,8 @@ pub const WAIT_SECONDS: u64 = 60;
 #[derive(Debug, Clone, PartialEq)]
 pub struct GuardRequest {
     pub start_at: String,
+    /// Whether the input named `start_at` (a manual rerun) rather than defaulting to ranking.
+    pub start_at_given: bool,
     pub run_id: Option<Uuid>,
     pub state_machine_arn: Option<String>,
     pub execution_arn: Option<String>,
@@ -72,6 +74,7 @@ impl GuardRequest {
                 "unknown field {k:?} in the execution input (allowed: start_at, run_id)"
             )));
         }
+        let start_at_given = !matches!(input.get("start_at"), None | Some(Value::Null));
         let start_at = match input.get("start_at") {
             None | Some(Value::Null) => "ranking".to_string(),
             Some(Value::String(s)) if START_AT.contains(&s.as_str()) => s.clone(),
@@ -139,6 +142,7 @@ impl GuardRequest {
             .unwrap_or(0);
         Ok(GuardRequest {
             start_at,
+            start_at_given,
             run_id,
             state_machine_arn: text("state_machine_arn")?,
             execution_arn: text("execution_arn")?,
@@ -160,6 +164,9 @@ pub struct GuardOutput {
     pub waits: u32,
     /// What this execution waits for (empty when proceeding).
     pub waiting_for: Vec<String>,
+    /// Set when Guard chose the run itself: which run it resumes and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed: Option<String>,
 }
 
 /// Finds the other runs this execution must wait for.
@@ -194,41 +201,119 @@ pub async fn run(
             proceed: false,
             waits: req.waits + 1,
             waiting_for: others,
+            resumed: None,
         });
     }
     let guard = ctx.db().await?;
     let client = &guard.as_ref().expect("connected").client;
     let env = ctx.config.env.as_str();
+    let lease = ctx.config.run_lease;
+    // No other execution is in progress: runs still marked running whose process is gone
+    // become abandoned before anything is decided.
+    ledger::sweep_abandoned(client, env, lease).await?;
+    let mut start_at = req.start_at.clone();
+    let mut resumed = None;
     let run_id = match req.run_id {
         Some(id) => {
-            let run = ledger::get_run(client, id)
-                .await?
-                .ok_or(JobError::RunNotFound(id))?;
-            if run.env != env {
-                return Err(invalid(format!(
-                    "run {id} belongs to env {}, this jobnet runs in env {env}",
-                    run.env
-                )));
-            }
-            if run.status != "running" {
-                ledger::reopen_run(client, id).await?;
-            }
-            tracing::info!(run_id = %id, start_at = %req.start_at, "resuming run");
+            resume(client, env, id, lease).await?;
+            tracing::info!(run_id = %id, start_at = %start_at, "resuming run");
             id
         }
-        None => {
-            let run = ledger::create_run(client, env, trigger).await?;
-            tracing::info!(run_id = %run.run_id, "opened run");
+        // A manual rerun without a run id works in the newest run, never a new empty one.
+        None if req.start_at_given => {
+            let run = ledger::newest_run(client, env).await?.ok_or_else(|| {
+                invalid(format!(
+                    "start_at {start_at:?} without run_id resumes the newest run of env {env}, but there is none; run without start_at first"
+                ))
+            })?;
+            resume(client, env, run.run_id, lease).await?;
+            resumed = Some(format!(
+                "the newest run {} ({}, {}), starting at {start_at}",
+                run.run_id, run.run_date, run.status
+            ));
             run.run_id
         }
+        None => {
+            let today = ledger::jst_date(Utc::now());
+            match ledger::abandoned_run_of_day(client, env, today).await? {
+                Some(run) => {
+                    let done = ledger::succeeded_jobs(client, run.run_id).await?;
+                    match first_unfinished(&done) {
+                        Some(at) => {
+                            resume(client, env, run.run_id, lease).await?;
+                            start_at = at.to_string();
+                            resumed = Some(format!(
+                                "abandoned run {} of {} (its process or execution is gone), continuing at {at}",
+                                run.run_id, run.run_date
+                            ));
+                            run.run_id
+                        }
+                        None => {
+                            // Every job had succeeded; only the run's closing was lost.
+                            ledger::finish_run(client, run.run_id, true, None).await?;
+                            ledger::create_run(client, env, trigger, lease).await?.run_id
+                        }
+                    }
+                }
+                None => {
+                    let run = ledger::create_run(client, env, trigger, lease).await?;
+                    tracing::info!(run_id = %run.run_id, "opened run");
+                    run.run_id
+                }
+            }
+        }
     };
+    if let Some(r) = &resumed {
+        tracing::warn!(%run_id, "resuming {r}");
+    }
     Ok(GuardOutput {
         run_id: Some(run_id),
-        start_at: req.start_at,
+        start_at,
         proceed: true,
         waits: req.waits,
         waiting_for: Vec::new(),
+        resumed,
     })
+}
+
+/// Checks that `run_id` is a run of `env` and marks it running again if it had ended.
+async fn resume(
+    client: &tokio_postgres::Client,
+    env: &str,
+    run_id: Uuid,
+    lease: std::time::Duration,
+) -> Result<(), JobError> {
+    let run = ledger::get_run(client, run_id)
+        .await?
+        .ok_or(JobError::RunNotFound(run_id))?;
+    if run.env != env {
+        return Err(invalid(format!(
+            "run {run_id} belongs to env {}, this jobnet runs in env {env}",
+            run.env
+        )));
+    }
+    if run.status == "running" {
+        ledger::renew_lease(client, run_id, lease).await?;
+    } else {
+        ledger::reopen_run(client, run_id, lease).await?;
+    }
+    Ok(())
+}
+
+/// Where a resumed run continues: the first job of the jobnet that has not succeeded.
+fn first_unfinished(done: &[ledger::Job]) -> Option<&'static str> {
+    use ledger::Job;
+    if !done.contains(&Job::Ranking) {
+        Some("ranking")
+    } else if !done.contains(&Job::Item) {
+        Some("item")
+    } else if !(done.contains(&Job::Genre) && done.contains(&Job::Tag)) {
+        Some("genre_tag")
+    } else if !done.contains(&Job::IsActive) {
+        Some("is_active")
+    } else {
+        None
+    }
 }
 
 /// The Lambda's entry point: `run` with the Step Functions check.

@@ -24,6 +24,9 @@ pub async fn start(
 ) -> Result<Started, JobError> {
     let guard = ctx.db().await?;
     let client = &guard.as_ref().expect("connected").client;
+    let lease = ctx.config.run_lease;
+    // Runs whose process died stay `running` for ever unless a later start says otherwise.
+    ledger::sweep_abandoned(client, ctx.config.env.as_str(), lease).await?;
     let (run, opened) = match run_id {
         Some(id) => (
             ledger::get_run(client, id)
@@ -32,7 +35,7 @@ pub async fn start(
             false,
         ),
         None if may_open => (
-            ledger::create_run(client, ctx.config.env.as_str(), "manual").await?,
+            ledger::create_run(client, ctx.config.env.as_str(), "manual", lease).await?,
             true,
         ),
         None => return Err(JobError::InvalidInput(format!("{job}: run_id is required"))),
@@ -45,7 +48,12 @@ pub async fn start(
     }
     let reopened = !opened && run.status != "running";
     if reopened {
-        ledger::reopen_run(client, run.run_id).await?;
+        if run.status == "abandoned" {
+            tracing::warn!(run_id = %run.run_id, job = job.as_str(), "resuming an abandoned run");
+        }
+        ledger::reopen_run(client, run.run_id, lease).await?;
+    } else {
+        ledger::renew_lease(client, run.run_id, lease).await?;
     }
     let job_run = ledger::start_job(client, &run, job, threshold).await?;
     tracing::info!(run_id = %run.run_id, job = job.as_str(), attempt = job_run.attempt, invocation = job_run.invocations, "job started");
@@ -61,12 +69,14 @@ pub async fn finish(
     ctx: &AppContext,
     started: &Started,
     result: &Result<JobOutput, JobError>,
+    sent: ledger::Sent,
 ) -> Result<(), JobError> {
     let guard = ctx.db().await?;
     let client = &guard.as_ref().expect("connected").client;
     if let Err(e) = result {
         if !matches!(e, JobError::FailureRateExceeded { .. }) {
-            ledger::abort_job(client, &started.job_run, e.error_type(), &e.to_string()).await?;
+            ledger::abort_job(client, &started.job_run, e.error_type(), &e.to_string(), sent)
+                .await?;
         }
     }
     let done = result.as_ref().map(|o| o.done).unwrap_or(true);
@@ -86,6 +96,24 @@ pub async fn finish(
     Ok(())
 }
 
+/// Renews the run's lease every quarter lease until dropped (when the job's work ends).
+async fn heartbeat(ctx: &AppContext, run_id: Uuid) -> std::convert::Infallible {
+    let lease = ctx.config.run_lease;
+    loop {
+        tokio::time::sleep(lease / 4).await;
+        let renewed = async {
+            let guard = ctx.db().await?;
+            let client = &guard.as_ref().expect("connected").client;
+            ledger::renew_lease(client, run_id, lease).await?;
+            Ok::<_, JobError>(())
+        }
+        .await;
+        if let Err(e) = renewed {
+            tracing::warn!(%run_id, error = %e, "could not renew the run's lease");
+        }
+    }
+}
+
 /// Runs `work` inside start/finish.
 pub async fn run_job<F, Fut>(
     ctx: &AppContext,
@@ -101,8 +129,25 @@ where
 {
     let started = start(ctx, run_id, job, threshold, may_open).await?;
     // The job's own request counters, even when another job shares the client.
-    let result = ctx.rakuten.scoped(work(started.job_run.clone())).await;
-    if let Err(e) = finish(ctx, &started, &result).await {
+    let job_run = started.job_run.clone();
+    let work = ctx.rakuten.scoped(async move {
+        let r = work(job_run).await;
+        // Read inside the scope: what this job sent, for the ledger even when it failed.
+        let s = ctx.rakuten.current_stats();
+        let sent = ledger::Sent {
+            requests: s.requests as i32,
+            retries: s.retries as i32,
+            throttled: s.throttled as i32,
+        };
+        (r, sent)
+    });
+    // The lease is renewed while the job works; both futures are polled together, so the
+    // heartbeat waiting for the connection never blocks the job that holds it.
+    let (result, sent) = tokio::select! {
+        r = work => r,
+        never = heartbeat(ctx, started.job_run.run.run_id) => match never {},
+    };
+    if let Err(e) = finish(ctx, &started, &result, sent).await {
         tracing::error!(error = %e, "could not record the job's end in the ledger");
         if result.is_ok() {
             return Err(e);

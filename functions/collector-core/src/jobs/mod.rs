@@ -20,6 +20,6 @@ pub mod targets;
 
 pub use context::{AppContext, RakutenEndpoint};
 pub use dispatch::dispatch;
-pub use error::JobError;
+pub use error::{exit_code, JobError};
 pub use input::RunInput;
 pub use output::{JobOutput, RowCounts, UnitCounts};

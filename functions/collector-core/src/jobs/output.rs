@@ -51,6 +51,9 @@ pub struct JobOutput {
     pub manifest_key: Option<String>,
     pub snapshot_date: Option<chrono::NaiveDate>,
     pub duration_ms: i64,
+    /// What the job could not deliver completely (Ranking: incomplete snapshots).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub incomplete: Vec<String>,
     /// Job-specific counts, e.g. the Item job's `remaining`, IsActive's `activated`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: BTreeMap<String, i64>,

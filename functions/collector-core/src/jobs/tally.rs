@@ -115,6 +115,7 @@ impl Tally {
             failed,
             failure_rate,
             requests: (stats.requests - self.stats_before.requests) as i32,
+            retries: (stats.retries - self.stats_before.retries) as i32,
             throttled: (stats.throttled - self.stats_before.throttled) as i32,
             raw_written,
             raw_identical,
@@ -142,6 +143,7 @@ impl Tally {
             manifest_key: Some(manifest_key.clone()),
             snapshot_date: Some(job_run.run.run_date),
             duration_ms: 0,
+            incomplete: Vec::new(),
             extra: BTreeMap::new(),
         };
         let checked = Checked {

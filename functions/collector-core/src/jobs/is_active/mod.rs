@@ -136,6 +136,7 @@ async fn execute(ctx: &AppContext, job_run: &JobRun) -> Result<JobOutput, JobErr
         manifest_key: Some(manifest_key.clone()),
         snapshot_date: Some(job_run.run.run_date),
         duration_ms: started.elapsed().as_millis() as i64,
+        incomplete: Vec::new(),
         extra: BTreeMap::from([
             ("activated".to_string(), activated),
             ("deactivated".to_string(), deactivated),

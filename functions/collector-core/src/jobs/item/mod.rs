@@ -115,14 +115,12 @@ async fn execute(
         let mut guard = ctx.db().await?;
         let db = guard.as_mut().expect("connected");
         let tx = db.client.transaction().await?;
-        store::save_batch(
-            &tx,
-            job_run,
-            &outcomes,
-            (after.requests - before.requests) as i32,
-            (after.throttled - before.throttled) as i32,
-        )
-        .await?;
+        let sent = ledger::Sent {
+            requests: (after.requests - before.requests) as i32,
+            retries: (after.retries - before.retries) as i32,
+            throttled: (after.throttled - before.throttled) as i32,
+        };
+        store::save_batch(&tx, job_run, &outcomes, sent).await?;
         tx.commit().await?;
         if paused {
             break;
@@ -132,8 +130,7 @@ async fn execute(
     let guard = ctx.db().await?;
     let client = &guard.as_ref().expect("connected").client;
     let p = store::progress(client, run_id).await?;
-    let (requests, throttled, rows, raw_written, raw_identical) =
-        store::counters(client, run_id).await?;
+    let (sent, rows, raw_written, raw_identical) = store::counters(client, run_id).await?;
     let attempted = (p.saved + p.gone + p.failed) as i32;
     let failed = p.failed as i32;
     let failure_rate = if attempted == 0 {
@@ -155,15 +152,16 @@ async fn execute(
         },
         failure_rate,
         threshold,
-        requests: requests as u64,
-        retries: 0,
-        throttled: throttled as u64,
+        requests: sent.requests as u64,
+        retries: sent.retries as u64,
+        throttled: sent.throttled as u64,
         rows: BTreeMap::from([("rakuten_items".to_string(), rows)]),
         raw_written,
         raw_identical,
         manifest_key: None,
         snapshot_date: Some(job_run.run.run_date),
         duration_ms: started.elapsed().as_millis() as i64,
+        incomplete: Vec::new(),
         extra: BTreeMap::from([
             ("queued".to_string(), p.queued),
             ("saved".to_string(), p.saved),
@@ -193,8 +191,9 @@ async fn execute(
         succeeded: attempted - failed,
         failed,
         failure_rate,
-        requests,
-        throttled,
+        requests: sent.requests,
+        retries: sent.retries,
+        throttled: sent.throttled,
         rows_inserted: rows.inserted,
         rows_updated: rows.updated,
         rows_unchanged: rows.unchanged,

@@ -8,7 +8,7 @@ use rakuten_client::SearchItem;
 use tokio_postgres::{GenericClient, Transaction};
 use uuid::Uuid;
 
-use crate::db::ledger::{self, JobRun, UnitFailure};
+use crate::db::ledger::{self, JobRun, Sent, UnitFailure};
 use crate::jobs::staging::{hash_of, mark_refreshed};
 use crate::jobs::targets::RANKED_ITEMS_CTE;
 use crate::jobs::{JobError, RowCounts};
@@ -121,7 +121,7 @@ pub async fn ensure_queue(
 
 async fn reset_counters(tx: &Transaction<'_>, run_id: Uuid) -> Result<(), JobError> {
     tx.execute(
-        "UPDATE etl_job_runs SET requests = 0, throttled = 0, rows_inserted = 0, rows_updated = 0, rows_unchanged = 0,
+        "UPDATE etl_job_runs SET requests = 0, retries = 0, throttled = 0, rows_inserted = 0, rows_updated = 0, rows_unchanged = 0,
              raw_written = 0, raw_identical = 0
          WHERE run_id = $1 AND job = 'item'",
         &[&run_id],
@@ -151,8 +151,7 @@ pub async fn save_batch(
     tx: &Transaction<'_>,
     job_run: &JobRun,
     outcomes: &[Outcome],
-    requests: i32,
-    throttled: i32,
+    sent: Sent,
 ) -> Result<RowCounts, JobError> {
     let run_id = job_run.run.run_id;
     let now: DateTime<Utc> = Utc::now();
@@ -280,9 +279,9 @@ pub async fn save_batch(
     tx.execute(
         "UPDATE etl_job_runs SET requests = requests + $2, throttled = throttled + $3, rows_inserted = rows_inserted + $4,
              rows_updated = rows_updated + $5, rows_unchanged = rows_unchanged + $6, raw_written = raw_written + $7,
-             raw_identical = raw_identical + $8
+             raw_identical = raw_identical + $8, retries = retries + $9
          WHERE run_id = $1 AND job = 'item'",
-        &[&run_id, &requests, &throttled, &counts.inserted, &counts.updated, &counts.unchanged, &written, &identical],
+        &[&run_id, &sent.requests, &sent.throttled, &counts.inserted, &counts.updated, &counts.unchanged, &written, &identical, &sent.retries],
     )
     .await?;
     Ok(counts)
@@ -323,29 +322,32 @@ pub async fn progress(client: &impl GenericClient, run_id: Uuid) -> Result<Progr
     })
 }
 
-/// The job run's accumulated counters: (requests, throttled, rows, raw written, raw identical).
+/// The job run's accumulated counters: (requests sent, rows, raw written, raw identical).
 pub async fn counters(
     client: &impl GenericClient,
     run_id: Uuid,
-) -> Result<(i32, i32, RowCounts, i32, i32), JobError> {
+) -> Result<(Sent, RowCounts, i32, i32), JobError> {
     let r = client
         .query_one(
-            "SELECT requests, throttled, rows_inserted, rows_updated, rows_unchanged, raw_written, raw_identical
+            "SELECT requests, retries, throttled, rows_inserted, rows_updated, rows_unchanged, raw_written, raw_identical
              FROM etl_job_runs WHERE run_id = $1 AND job = 'item'",
             &[&run_id],
         )
         .await?;
     Ok((
-        r.get(0),
-        r.get(1),
+        Sent {
+            requests: r.get(0),
+            retries: r.get(1),
+            throttled: r.get(2),
+        },
         RowCounts {
-            inserted: r.get(2),
-            updated: r.get(3),
-            unchanged: r.get(4),
+            inserted: r.get(3),
+            updated: r.get(4),
+            unchanged: r.get(5),
             deleted: 0,
         },
-        r.get(5),
         r.get(6),
+        r.get(7),
     ))
 }
 

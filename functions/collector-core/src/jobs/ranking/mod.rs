@@ -8,7 +8,7 @@ pub mod store;
 use std::collections::{BTreeMap, HashSet};
 
 use futures_util::{stream, StreamExt};
-use rakuten_client::{RankingItem, RankingQuery};
+use rakuten_client::{ApiError, ErrorKind, RankingItem, RankingQuery};
 use uuid::Uuid;
 
 use crate::config::RankingTarget;
@@ -35,11 +35,7 @@ pub struct RankingInput {
 impl RankingInput {
     /// Parses an event, with an `InvalidInput` error that says what is wrong.
     pub fn from_event(event: serde_json::Value) -> Result<Self, JobError> {
-        if event.is_null() {
-            return Ok(Self::default());
-        }
-        serde_json::from_value(event)
-            .map_err(|e| JobError::InvalidInput(format!("ranking event: {e}")))
+        super::input::parse_event(Job::Ranking, event)
     }
 }
 
@@ -48,14 +44,20 @@ struct Page {
     target: usize,
     page: u32,
     items: Vec<RankingItem>,
+    last_build_date: Option<String>,
+    title: Option<String>,
 }
 
 /// What fetching one target produced.
 struct TargetResult {
     pages: Vec<Page>,
     tally: Tally,
-    /// Every page up to the last one was fetched and stored: stale higher ranks may be deleted.
-    complete: bool,
+    /// Pages whose request failed after the client's retries: tried again at the end.
+    failed: Vec<(u32, ApiError)>,
+    /// Pages stored but not usable (a raw conflict), already recorded as failures.
+    lost: Vec<u32>,
+    /// Set when the target stopped early for good (the genre does not exist).
+    stopped: Option<String>,
 }
 
 /// Runs the Ranking job. The one entry point for the Lambda and the CLI.
@@ -95,37 +97,69 @@ async fn execute(ctx: &AppContext, job_run: &JobRun) -> Result<JobOutput, JobErr
     results.sort_by_key(|(i, _)| *i);
 
     let mut pages = Vec::new();
-    let mut complete_targets = Vec::new();
-    for (i, r) in results {
-        let r = r?;
-        if r.complete {
-            complete_targets.push(i);
+    let mut per_target: Vec<TargetResult> = Vec::with_capacity(targets.len());
+    for (_, r) in results {
+        let mut r = r?;
+        pages.append(&mut r.pages);
+        per_target.push(r);
+    }
+
+    // A page that failed after the client's retries gets one more try at the end, when a
+    // short outage has likely passed: a hole in the day's snapshot is the worst outcome.
+    for (i, r) in per_target.iter_mut().enumerate() {
+        for (page, first_error) in std::mem::take(&mut r.failed) {
+            tracing::info!(genre_id = targets[i].genre_id, page, "trying a failed ranking page again");
+            match fetch_page(ctx, &mut r.tally, i, &targets[i], page).await? {
+                PageOutcome::Stored(p, _) => pages.push(p),
+                PageOutcome::Lost(_) => r.lost.push(page),
+                PageOutcome::Failed(e) => {
+                    tracing::warn!(first = %first_error, "ranking page failed again at the end of the job");
+                    r.tally.fail(&e, &page_slug(&targets[i], page));
+                    r.lost.push(page);
+                }
+            }
         }
-        pages.extend(r.pages);
+    }
+
+    let mut snapshots = Vec::with_capacity(targets.len());
+    for (i, r) in per_target.into_iter().enumerate() {
+        let target_pages: Vec<&Page> = pages.iter().filter(|p| p.target == i).collect();
+        let first = target_pages.iter().min_by_key(|p| p.page);
+        snapshots.push(store::SnapshotInput {
+            genre_id: targets[i].genre_id,
+            period: targets[i].period_name().to_string(),
+            last_build_date: first
+                .and_then(|p| p.last_build_date.as_deref())
+                .and_then(|d| chrono::DateTime::parse_from_rfc2822(d).ok()),
+            title: first.and_then(|p| p.title.clone()),
+            pages: target_pages.len() as i32,
+            failed_pages: r.lost.clone(),
+            reason: r.stopped.clone(),
+        });
         tally.attempted += r.tally.attempted;
         tally.manifest.extend(r.tally.manifest);
         tally.failures.extend(r.tally.failures);
     }
 
-    let checked = tally
+    let mut checked = tally
         .check(ctx, job_run, ctx.config.ranking_failure_threshold)
         .await?;
 
     let (ranking_rows, item_rows) = build_rows(targets, &pages, job_run);
-    let complete: Vec<(i64, String, i32)> = complete_targets
+    // Stale higher ranks of an earlier same-day run are deleted only for targets read to
+    // their end without a gap.
+    let complete: Vec<(i64, String, i32)> = snapshots
         .iter()
-        .map(|&i| {
+        .enumerate()
+        .filter(|(_, s)| s.failed_pages.is_empty() && s.reason.is_none())
+        .map(|(i, s)| {
             let max_rank = ranking_rows
                 .iter()
                 .filter(|r| r.target == i)
                 .map(|r| r.rank)
                 .max()
                 .unwrap_or(0);
-            (
-                targets[i].genre_id,
-                targets[i].period_name().to_string(),
-                max_rank,
-            )
+            (s.genre_id, s.period.clone(), max_rank)
         })
         .collect();
 
@@ -141,6 +175,20 @@ async fn execute(ctx: &AppContext, job_run: &JobRun) -> Result<JobOutput, JobErr
         "rakuten_items".to_string(),
         store::load_items(&tx, job_run, &item_rows).await?,
     );
+    let states = store::upsert_snapshots(&tx, job_run, &snapshots, PAGE_SIZE as i32).await?;
+    for s in states.iter().filter(|s| !s.complete) {
+        let text = format!(
+            "genre {} {}: incomplete, missing {}",
+            s.ranking_genre_id,
+            s.period,
+            s.missing_ranks.as_deref().unwrap_or("?")
+        );
+        tracing::warn!(snapshot = %text, "incomplete ranking snapshot");
+        checked.output.incomplete.push(text);
+    }
+    for s in states.iter().filter(|s| s.stale) {
+        tracing::warn!(genre_id = s.ranking_genre_id, period = %s.period, "stale ranking: same lastBuildDate as the previous snapshot");
+    }
     let output = checked.commit(&tx, rows).await?;
     tx.commit().await?;
     drop(guard);
@@ -158,6 +206,72 @@ async fn fetch_target(
     (index, fetch_pages(ctx, job_run, index, target).await)
 }
 
+fn page_slug(target: &RankingTarget, page: u32) -> String {
+    format!(
+        "genre-{}_{}_page-{page:02}",
+        target.genre_id,
+        target.period_name()
+    )
+}
+
+enum PageOutcome {
+    /// Stored and parsed; the number of rows it held.
+    Stored(Page, usize),
+    /// Answered, but its body could not be kept (recorded as a failed unit).
+    Lost(usize),
+    Failed(ApiError),
+}
+
+/// One request for one page, its body stored before anything else.
+async fn fetch_page(
+    ctx: &AppContext,
+    tally: &mut Tally,
+    index: usize,
+    target: &RankingTarget,
+    page: u32,
+) -> Result<PageOutcome, RawStoreError> {
+    let q = RankingQuery {
+        genre_id: target.genre_id,
+        period: target.period.clone(),
+        page,
+    };
+    let fetched = match ctx.rakuten.ranking(&q).await {
+        Ok(f) => f,
+        Err(e) => return Ok(PageOutcome::Failed(e)),
+    };
+    let records = fetched.parsed.items.len();
+    let slug = page_slug(target, page);
+    if !tally
+        .store_raw(
+            ctx,
+            &slug,
+            &fetched.unit,
+            &fetched.body,
+            records as u64,
+            fetched.attempts,
+        )
+        .await?
+    {
+        return Ok(PageOutcome::Lost(records));
+    }
+    Ok(PageOutcome::Stored(
+        Page {
+            target: index,
+            page,
+            items: fetched.parsed.items,
+            last_build_date: fetched.parsed.last_build_date,
+            title: fetched.parsed.title,
+        },
+        records,
+    ))
+}
+
+/// A 4xx other than 429 is the API refusing the request itself: asking again, or for the
+/// next page, gets the same answer.
+fn refused(e: &ApiError) -> bool {
+    matches!(e.kind(), ErrorKind::ClientError | ErrorKind::InvalidRequest)
+}
+
 async fn fetch_pages(
     ctx: &AppContext,
     job_run: &JobRun,
@@ -167,51 +281,43 @@ async fn fetch_pages(
     let mut out = TargetResult {
         pages: Vec::new(),
         tally: Tally::new(ctx, job_run),
-        complete: true,
+        failed: Vec::new(),
+        lost: Vec::new(),
+        stopped: None,
     };
     for page in 1..=ctx.config.ranking_max_pages {
         out.tally.attempted += 1;
-        let q = RankingQuery {
-            genre_id: target.genre_id,
-            period: target.period.clone(),
-            page,
-        };
-        let slug = format!(
-            "genre-{}_{}_page-{page:02}",
-            target.genre_id,
-            target.period_name()
-        );
-        match ctx.rakuten.ranking(&q).await {
-            Ok(fetched) => {
-                let records = fetched.parsed.items.len();
-                if out
-                    .tally
-                    .store_raw(
-                        ctx,
-                        &slug,
-                        &fetched.unit,
-                        &fetched.body,
-                        records as u64,
-                        fetched.attempts,
-                    )
-                    .await?
-                {
-                    out.pages.push(Page {
-                        target: index,
-                        page,
-                        items: fetched.parsed.items,
-                    });
-                } else {
-                    out.complete = false;
-                }
+        match fetch_page(ctx, &mut out.tally, index, target, page).await? {
+            PageOutcome::Stored(p, records) => {
+                out.pages.push(p);
                 if records < PAGE_SIZE {
                     break;
                 }
             }
-            Err(e) => {
-                out.complete = false;
-                out.tally.fail(&e, &slug);
+            PageOutcome::Lost(records) => {
+                out.lost.push(page);
+                if records < PAGE_SIZE {
+                    break;
+                }
             }
+            PageOutcome::Failed(e) if page == 1 && refused(&e) => {
+                // The genre does not exist (or has no ranking): one request, one failure.
+                let why = format!(
+                    "ranking genre {} ({}) refused by the API: {}",
+                    target.genre_id,
+                    target.period_name(),
+                    e
+                );
+                tracing::warn!(genre_id = target.genre_id, "{why}");
+                out.tally.fail(&e, &page_slug(target, page));
+                out.stopped = Some(format!("genre {} refused: {}", target.genre_id, e.kind()));
+                break;
+            }
+            PageOutcome::Failed(e) if refused(&e) => {
+                out.tally.fail(&e, &page_slug(target, page));
+                out.lost.push(page);
+            }
+            PageOutcome::Failed(e) => out.failed.push((page, e)),
         }
     }
     Ok(out)
