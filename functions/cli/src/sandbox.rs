@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use rakuten_sandbox::{ErrorMode, FailPage, MalformedKind, RankingRebuild, Sandbox, SandboxConfig};
+use rakuten_sandbox::{
+    ErrorMode, FailPage, MalformedKind, RankingRebuild, RateLimitBody, Sandbox, SandboxConfig,
+};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum FaultMode {
@@ -23,6 +25,14 @@ pub enum MalformedArg {
     Html,
     /// An empty body
     Empty,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum RateLimitBodyArg {
+    /// {"error":"too_many_requests","error_description":"…"}
+    Classic,
+    /// {"statusCode":429,"message":"Rate limit is exceeded. Try again in 1 seconds."}
+    StatusMessage,
 }
 
 #[derive(Args, Debug)]
@@ -125,6 +135,9 @@ pub struct SandboxArgs {
     /// Send Retry-After: SECS with every 429 (default: no Retry-After)
     #[arg(long, value_name = "SECS")]
     pub retry_after: Option<u64>,
+    /// The body of a 429
+    #[arg(long, value_enum, default_value_t = RateLimitBodyArg::Classic)]
+    pub rate_limit_body: RateLimitBodyArg,
     /// Requests kept in the request log (GET /__sandbox/requests)
     #[arg(long, default_value_t = 10_000)]
     pub request_log: usize,
@@ -171,6 +184,10 @@ pub async fn serve(args: SandboxArgs) -> ExitCode {
         allowed_ips: args.allowed_ip,
         legacy_host_maintenance: args.legacy_host_maintenance,
         retry_after_secs: args.retry_after,
+        rate_limit_body: match args.rate_limit_body {
+            RateLimitBodyArg::Classic => RateLimitBody::Classic,
+            RateLimitBodyArg::StatusMessage => RateLimitBody::StatusMessage,
+        },
         malformed_kind: match args.malformed_kind {
             MalformedArg::Truncated => MalformedKind::Truncated,
             MalformedArg::Html => MalformedKind::Html,

@@ -29,7 +29,9 @@
 //!   as a query parameter or in the header`, 403 `Invalid Access Key`, 403
 //!   `REQUEST_CONTEXT_BODY_HTTP_REFERRER_MISSING` (no Referer/Origin), 403
 //!   `REQUEST_CONTEXT_BODY_HTTP_REFERRER_NOT_ALLOWED` (one that does not match), 403
-//!   [`IP_NOT_ALLOWED_MESSAGE`] (client IP not allowed; the real text is not recorded).
+//!   [`IP_NOT_ALLOWED_MESSAGE`] (client IP not allowed; the real text is not recorded);
+//! - a 429 can instead carry the third reported shape, `{"statusCode":429,"message":"Rate
+//!   limit is exceeded. Try again in 1 seconds."}` ([`RateLimitBody::StatusMessage`]).
 //!
 //! # Ranking provenance
 //! Every Ranking answer carries `title` and `lastBuildDate` (`Mon, 01 Jun 2026 00:00:00
@@ -125,6 +127,8 @@ pub struct SandboxConfig {
     /// When set, a 429 carries `Retry-After: <secs>`. Default `None` (the real API is not
     /// known to send it).
     pub retry_after_secs: Option<u64>,
+    /// The body of a 429. Default [`RateLimitBody::Classic`].
+    pub rate_limit_body: RateLimitBody,
     /// How the bodies counted in `malformed_rate` are spoiled. Default
     /// [`MalformedKind::Truncated`].
     pub malformed_kind: MalformedKind,
@@ -187,6 +191,17 @@ pub enum RankingRebuild {
     Every { pages: u32 },
 }
 
+/// The body a 429 carries (reference §6: both are reported).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RateLimitBody {
+    /// `{"error":"too_many_requests","error_description":"number of allowed requests has
+    /// been exceeded for this API. please try again soon."}`
+    #[default]
+    Classic,
+    /// `{"statusCode":429,"message":"Rate limit is exceeded. Try again in 1 seconds."}`
+    StatusMessage,
+}
+
 /// How a malformed body is spoiled.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum MalformedKind {
@@ -226,7 +241,8 @@ pub struct RequestRecord {
     pub method: String,
     /// Path and query exactly as sent (credentials in the query included).
     pub path_and_query: String,
-    /// Names of the request headers present, lower case, in arrival order (no values).
+    /// Names of the request headers present, lower case, each once (no values; the order is
+    /// not significant).
     pub header_names: Vec<String>,
     /// HTTP status answered.
     pub status: u16,
@@ -271,6 +287,7 @@ impl Default for SandboxConfig {
             allowed_ips: Vec::new(),
             legacy_host_maintenance: false,
             retry_after_secs: None,
+            rate_limit_body: RateLimitBody::Classic,
             malformed_kind: MalformedKind::Truncated,
             request_log_capacity: 10_000,
         }

@@ -20,8 +20,8 @@ use serde::Serialize;
 use crate::data::{self, Dataset, RANKING_MAX_PAGE, RANKING_PAGE_SIZE};
 use crate::wire::{self, wrap};
 use crate::{
-    ErrorMode, MalformedKind, RankingRebuild, RequestRecord, SandboxConfig, SandboxStats,
-    IP_NOT_ALLOWED_MESSAGE, KNOWN_VERSIONS,
+    ErrorMode, MalformedKind, RankingRebuild, RateLimitBody, RequestRecord, SandboxConfig,
+    SandboxStats, IP_NOT_ALLOWED_MESSAGE, KNOWN_VERSIONS,
 };
 
 /// The bounded request log behind [`crate::SandboxHandle::requests`].
@@ -456,11 +456,17 @@ impl AppState {
         // rate limit
         if let Some(limiter) = &self.limiter {
             if limiter.check_key(&app_id.to_string()).is_err() {
-                let e = ApiError::classic(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "too_many_requests",
-                    "number of allowed requests has been exceeded for this API. please try again soon.",
-                );
+                let e = match self.config.rate_limit_body {
+                    RateLimitBody::Classic => ApiError::classic(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "too_many_requests",
+                        "number of allowed requests has been exceeded for this API. please try again soon.",
+                    ),
+                    RateLimitBody::StatusMessage => ApiError {
+                        status: StatusCode::TOO_MANY_REQUESTS,
+                        body: br#"{"statusCode":429,"message":"Rate limit is exceeded. Try again in 1 seconds."}"#.to_vec(),
+                    },
+                };
                 let mut resp = json_response(e.status, e.body);
                 if let Some(secs) = self.config.retry_after_secs {
                     resp.headers_mut()

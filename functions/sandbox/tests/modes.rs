@@ -4,8 +4,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 
 use rakuten_sandbox::{
-    dataset, FailPage, MalformedKind, RankingRebuild, Sandbox, SandboxConfig, SandboxHandle,
-    IP_NOT_ALLOWED_MESSAGE,
+    dataset, FailPage, MalformedKind, RankingRebuild, RateLimitBody, Sandbox, SandboxConfig,
+    SandboxHandle, IP_NOT_ALLOWED_MESSAGE,
 };
 use serde_json::Value;
 
@@ -465,7 +465,8 @@ async fn doctor_modes_answer_like_the_2026_api() {
     );
     h.shutdown().await;
     let h = start(SandboxConfig {
-        rate_limit_per_sec: None,
+        rate_limit_per_sec: Some(0.01),
+        rate_limit_body: RateLimitBody::StatusMessage,
         ..cfg()
     })
     .await;
@@ -473,6 +474,12 @@ async fn doctor_modes_answer_like_the_2026_api() {
         call(&h, GENRE, "genreId=0").await.0,
         200,
         "key in the query"
+    );
+    let (status, body) = call(&h, GENRE, "genreId=0").await;
+    assert_eq!(status, 429);
+    assert_eq!(
+        body,
+        br#"{"statusCode":429,"message":"Rate limit is exceeded. Try again in 1 seconds."}"#
     );
     h.shutdown().await;
 }
