@@ -763,9 +763,26 @@ impl Dataset {
     /// The ranking the sandbox serves for `genre_id` (0 = overall) on `date` (`YYYY-MM-DD`):
     /// item indices in rank order (rank 1 first), at most 1000. `realtime` selects
     /// `period=realtime`. `None` for an unknown genre.
+    ///
+    /// This is the first build of `date` (see [`crate::SandboxConfig::build_date_lag_days`]
+    /// and [`crate::RankingRebuild`] for what a sandbox serves instead when those are set).
     pub fn ranking(&self, genre_id: u64, date: &str, realtime: bool) -> Option<Vec<u32>> {
         let variant = if realtime { "realtime" } else { "daily" };
         self.ranking_variant(genre_id, date, variant)
+    }
+
+    /// Same as [`Dataset::ranking`] for build `build` of that day's ranking: build 0 is the
+    /// day's first build, build k > 0 the k-th rebuild ([`crate::RankingRebuild`]), which
+    /// keeps the members and moves items by a few ranks.
+    pub fn ranking_build(
+        &self,
+        genre_id: u64,
+        date: &str,
+        realtime: bool,
+        build: u32,
+    ) -> Option<Vec<u32>> {
+        let variant = if realtime { "realtime" } else { "daily" };
+        self.ranking_scored(genre_id, date, variant, build)
     }
 
     /// Same as [`Dataset::ranking`] with an arbitrary variant key (used for age/sex rankings).
@@ -775,21 +792,42 @@ impl Dataset {
         date: &str,
         variant: &str,
     ) -> Option<Vec<u32>> {
+        self.ranking_scored(genre_id, date, variant, 0)
+    }
+
+    /// The churn model (see the crate docs, "Day-to-day churn"): an item's score on day `d`
+    /// is `popularity + slow + fast` where
+    /// - `slow` is redrawn (uniform in `0..CHURN_SLOW_SPAN`) every `CHURN_WINDOW_DAYS` days,
+    ///   each item on its own phase, so about one item in `CHURN_WINDOW_DAYS` changes it on
+    ///   any given day: this moves items into and out of the ranking;
+    /// - `fast` is drawn every day (uniform in `0..CHURN_FAST_SPAN`) and for every rebuild:
+    ///   it moves the others by a few ranks.
+    pub(crate) fn ranking_scored(
+        &self,
+        genre_id: u64,
+        date: &str,
+        variant: &str,
+        build: u32,
+    ) -> Option<Vec<u32>> {
         let members = self.subtree_item_indices(genre_id)?;
+        let day = parse_date(date).map_or(0, |(y, m, d)| days_from_civil(y, m, d));
+        let build = build.to_le_bytes();
         let mut scored: Vec<(u64, u32)> = members
             .iter()
             .map(|&i| {
                 let item = &self.items[i as usize];
-                let daily = hash_parts(
+                let code = item.item_code.as_bytes();
+                let phase = hash_parts(self.seed, &[b"phase", code]) % CHURN_WINDOW_DAYS as u64;
+                let window = (day + phase as i64).div_euclid(CHURN_WINDOW_DAYS);
+                let slow = hash_parts(
                     self.seed,
-                    &[
-                        b"rank",
-                        date.as_bytes(),
-                        variant.as_bytes(),
-                        item.item_code.as_bytes(),
-                    ],
-                );
-                (item.popularity + daily % 1_500_000, i)
+                    &[b"slow", variant.as_bytes(), code, &window.to_le_bytes()],
+                ) % CHURN_SLOW_SPAN;
+                let fast = hash_parts(
+                    self.seed,
+                    &[b"fast", date.as_bytes(), variant.as_bytes(), &build, code],
+                ) % CHURN_FAST_SPAN;
+                (item.popularity + slow + fast, i)
             })
             .collect();
         scored.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
@@ -797,6 +835,14 @@ impl Dataset {
         Some(scored.into_iter().map(|(_, i)| i).collect())
     }
 }
+
+/// Days between two redraws of an item's slow score component (each item on its own phase).
+pub(crate) const CHURN_WINDOW_DAYS: i64 = 5;
+/// Range of the slow score component (popularity ranges over 0..~1,250,000). Tuned so that
+/// about 13 % of the default overall ranking is replaced each day (17 % with 20,000 items).
+pub(crate) const CHURN_SLOW_SPAN: u64 = 2_500_000;
+/// Range of the daily score component.
+pub(crate) const CHURN_FAST_SPAN: u64 = 4_000;
 
 /// splitmix64 finaliser.
 pub(crate) fn mix(mut z: u64) -> u64 {
@@ -878,15 +924,29 @@ pub fn today_jst() -> String {
 }
 
 /// `Sat, 28 Jan 2017 00:00:00 +0900` for a `YYYY-MM-DD` date.
+#[cfg(test)]
 pub(crate) fn rfc822_midnight_jst(date: &str) -> String {
+    let (y, m, d) = parse_date(date).unwrap_or((1970, 1, 1));
+    rfc822_jst(days_from_civil(y, m, d), 0)
+}
+
+/// `YYYY-MM-DD` of a day number (days since 1970-01-01).
+pub(crate) fn date_from_days(days: i64) -> String {
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// `Sat, 28 Jan 2017 03:00:00 +0900`: `hours` after midnight JST of day `days`.
+pub(crate) fn rfc822_jst(days: i64, hours: u32) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    let (y, m, d) = parse_date(date).unwrap_or((1970, 1, 1));
-    let days = days_from_civil(y, m, d);
+    let days = days + i64::from(hours / 24);
+    let hour = hours % 24;
+    let (y, m, d) = civil_from_days(days);
     format!(
-        "{}, {d:02} {} {y:04} 00:00:00 +0900",
+        "{}, {d:02} {} {y:04} {hour:02}:00:00 +0900",
         DAYS[days.rem_euclid(7) as usize],
         MONTHS[(m - 1) as usize]
     )
@@ -904,9 +964,53 @@ mod tests {
             rfc822_midnight_jst("2017-01-28"),
             "Sat, 28 Jan 2017 00:00:00 +0900"
         );
+        assert_eq!(
+            rfc822_jst(days_from_civil(2026, 11, 30), 25),
+            "Tue, 01 Dec 2026 01:00:00 +0900"
+        );
+        assert_eq!(date_from_days(days_from_civil(2024, 2, 29)), "2024-02-29");
         assert!(parse_date("2026-02-30").is_none());
         assert!(parse_date("2026-6-1").is_none());
         assert_eq!(today_jst().len(), 10);
+    }
+
+    /// Day-to-day churn of the default data set's overall ranking, over two weeks:
+    /// (mean share of ranked items replaced, median |rank move| of the items that stay).
+    fn churn_stats(cfg: &SandboxConfig, genre: u64) -> (f64, usize) {
+        let ds = Dataset::generate(cfg);
+        let day0 = days_from_civil(2026, 6, 1);
+        let date = |d: i64| {
+            let (y, m, dd) = civil_from_days(d);
+            format!("{y:04}-{m:02}-{dd:02}")
+        };
+        let mut shares = Vec::new();
+        let mut moves = Vec::new();
+        for d in day0..day0 + 14 {
+            let a = ds.ranking(genre, &date(d), false).unwrap_or_default();
+            let b = ds.ranking(genre, &date(d + 1), false).unwrap_or_default();
+            let pos_a: HashMap<u32, usize> = a.iter().enumerate().map(|(r, &i)| (i, r)).collect();
+            let mut replaced = 0;
+            for (r, i) in b.iter().enumerate() {
+                match pos_a.get(i) {
+                    Some(&ra) => moves.push(ra.abs_diff(r)),
+                    None => replaced += 1,
+                }
+            }
+            shares.push(replaced as f64 / b.len().max(1) as f64);
+        }
+        moves.sort_unstable();
+        (
+            shares.iter().sum::<f64>() / shares.len() as f64,
+            moves.get(moves.len() / 2).copied().unwrap_or(0),
+        )
+    }
+
+    #[test]
+    fn daily_churn_is_realistic() {
+        // The figures the crate docs quote (default data set: 13 % replaced, median move 9).
+        let (share, median_move) = churn_stats(&SandboxConfig::default(), 0);
+        assert!((0.10..=0.16).contains(&share), "replaced share {share}");
+        assert!(median_move <= 12, "median move {median_move}");
     }
 
     #[test]

@@ -1,14 +1,15 @@
 //! HTTP layer: routing, credentials, rate limit, fault injection and the four APIs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
-use axum::http::header::CONTENT_TYPE;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -18,7 +19,53 @@ use serde::Serialize;
 
 use crate::data::{self, Dataset, RANKING_MAX_PAGE, RANKING_PAGE_SIZE};
 use crate::wire::{self, wrap};
-use crate::{ErrorMode, SandboxConfig, SandboxStats};
+use crate::{
+    ErrorMode, MalformedKind, RankingRebuild, RateLimitBody, RequestRecord, SandboxConfig,
+    SandboxStats, IP_NOT_ALLOWED_MESSAGE, KNOWN_VERSIONS,
+};
+
+/// The bounded request log behind [`crate::SandboxHandle::requests`].
+pub(crate) struct RequestLog {
+    capacity: usize,
+    inner: Mutex<(u64, VecDeque<RequestRecord>)>,
+}
+
+impl RequestLog {
+    pub(crate) fn new(capacity: usize) -> Self {
+        RequestLog {
+            capacity,
+            inner: Mutex::new((0, VecDeque::new())),
+        }
+    }
+
+    fn push(&self, mut rec: RequestRecord) {
+        let Ok(mut g) = self.inner.lock() else {
+            return;
+        };
+        rec.seq = g.0;
+        g.0 += 1;
+        if self.capacity == 0 {
+            return;
+        }
+        while g.1.len() >= self.capacity {
+            g.1.pop_front();
+        }
+        g.1.push_back(rec);
+    }
+
+    pub(crate) fn snapshot(&self) -> Vec<RequestRecord> {
+        self.inner
+            .lock()
+            .map(|g| g.1.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn clear(&self) {
+        if let Ok(mut g) = self.inner.lock() {
+            g.1.clear();
+        }
+    }
+}
 
 const JSON: &str = "application/json;charset=UTF-8";
 /// Genre Search versions from this one on answer the flat 2026 shape.
@@ -174,20 +221,28 @@ impl Params {
     }
 }
 
-/// (genre id, date, variant)
-type RankingKey = (u64, String, String);
+/// (genre id, build date, variant, build)
+type RankingKey = (u64, String, String, u32);
 
 pub(crate) struct AppState {
     config: SandboxConfig,
     dataset: Arc<Dataset>,
     pub(crate) stats: Arc<Counters>,
+    log: Arc<RequestLog>,
     limiter: Option<DefaultKeyedRateLimiter<String>>,
     draws: AtomicU64,
     rankings: Mutex<HashMap<RankingKey, Arc<Vec<u32>>>>,
+    /// Ranking pages served per target (genre id, variant), for [`RankingRebuild`].
+    served: Mutex<HashMap<(u64, String), u64>>,
 }
 
 impl AppState {
-    pub(crate) fn new(config: SandboxConfig, dataset: Arc<Dataset>, stats: Arc<Counters>) -> Self {
+    pub(crate) fn new(
+        config: SandboxConfig,
+        dataset: Arc<Dataset>,
+        stats: Arc<Counters>,
+        log: Arc<RequestLog>,
+    ) -> Self {
         let limiter = config
             .rate_limit_per_sec
             .filter(|r| r.is_finite() && *r > 0.0)
@@ -197,9 +252,11 @@ impl AppState {
             config,
             dataset,
             stats,
+            log,
             limiter,
             draws: AtomicU64::new(0),
             rankings: Mutex::new(HashMap::new()),
+            served: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -208,6 +265,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/__sandbox/health", get(|| async { "ok" }))
         .route("/__sandbox/stats", get(stats))
+        .route("/__sandbox/requests", get(requests))
         .fallback(api)
         .with_state(state)
 }
@@ -216,8 +274,13 @@ async fn stats(State(st): State<Arc<AppState>>) -> Response {
     json_response(StatusCode::OK, to_json(&st.stats.snapshot()))
 }
 
+async fn requests(State(st): State<Arc<AppState>>) -> Response {
+    json_response(StatusCode::OK, to_json(&st.log.snapshot()))
+}
+
 async fn api(
     State(st): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -227,8 +290,24 @@ async fn api(
     if !st.config.latency.is_zero() {
         tokio::time::sleep(st.config.latency).await;
     }
-    let (outcome, resp) = st.handle(&method, uri.path(), &headers, query.map(|q| Params(q.0)));
+    let (outcome, resp) = st.handle(
+        &method,
+        uri.path(),
+        &headers,
+        peer.ip(),
+        query.map(|q| Params(q.0)),
+    );
     st.stats.record(outcome);
+    st.log.push(RequestRecord {
+        seq: 0,
+        method: method.to_string(),
+        path_and_query: uri
+            .path_and_query()
+            .map_or_else(|| uri.path().to_string(), |pq| pq.as_str().to_string()),
+        header_names: headers.keys().map(|k| k.as_str().to_string()).collect(),
+        status: resp.status().as_u16(),
+        api: parse_path(uri.path()).map(|(a, _)| a.name().to_string()),
+    });
     // Never log the query string: it carries the credentials.
     tracing::debug!(
         method = %method,
@@ -277,11 +356,29 @@ impl AppState {
         method: &Method,
         path: &str,
         headers: &HeaderMap,
+        peer: IpAddr,
         params: Result<Params, QueryRejection>,
     ) -> (Outcome, Response) {
         let client = |e: ApiError| (Outcome::ClientError, json_response(e.status, e.body));
-        let Some((api, version)) =
-            parse_path(path).filter(|_| *method == Method::GET || *method == Method::HEAD)
+        let server = |e: ApiError| (Outcome::ServerError, json_response(e.status, e.body));
+
+        // the legacy host after the cut-over
+        if self.config.legacy_host_maintenance && path.starts_with("/services/") {
+            let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+            let what = match segs.as_slice() {
+                ["services", "api", api, op, ..] => format!("{api}/{op}"),
+                _ => "service".to_string(),
+            };
+            return server(ApiError::classic(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service_unavailable",
+                &format!("{what} is under maintenance"),
+            ));
+        }
+
+        let Some((api, version)) = parse_path(path)
+            .filter(|_| *method == Method::GET || *method == Method::HEAD)
+            .filter(|(api, version)| known_version(*api, version))
         else {
             return client(ApiError::not_found());
         };
@@ -316,15 +413,83 @@ impl AppState {
             Some(_) => {}
         }
 
+        // a Web-application app: Referer/Origin
+        if let Some(allowed) = &self.config.require_referer {
+            let sent: Vec<&str> = ["referer", "origin"]
+                .iter()
+                .filter_map(|h| headers.get(*h))
+                .filter_map(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .collect();
+            if sent.is_empty() {
+                return client(ApiError::gateway(
+                    StatusCode::FORBIDDEN,
+                    "REQUEST_CONTEXT_BODY_HTTP_REFERRER_MISSING",
+                ));
+            }
+            let want = origin_of(allowed);
+            if !sent.iter().any(|v| origin_of(v) == want) {
+                return client(ApiError::gateway(
+                    StatusCode::FORBIDDEN,
+                    "REQUEST_CONTEXT_BODY_HTTP_REFERRER_NOT_ALLOWED",
+                ));
+            }
+        }
+
+        // a backend app: allowed IPs
+        if !self.config.allowed_ips.is_empty() {
+            let peer = peer.to_canonical();
+            if !self
+                .config
+                .allowed_ips
+                .iter()
+                .any(|ip| ip.to_canonical() == peer)
+            {
+                return client(ApiError::gateway(
+                    StatusCode::FORBIDDEN,
+                    IP_NOT_ALLOWED_MESSAGE,
+                ));
+            }
+        }
+
         // rate limit
         if let Some(limiter) = &self.limiter {
             if limiter.check_key(&app_id.to_string()).is_err() {
-                let e = ApiError::classic(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "too_many_requests",
-                    "number of allowed requests has been exceeded for this API. please try again soon.",
-                );
-                return (Outcome::RateLimited, json_response(e.status, e.body));
+                let e = match self.config.rate_limit_body {
+                    RateLimitBody::Classic => ApiError::classic(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "too_many_requests",
+                        "number of allowed requests has been exceeded for this API. please try again soon.",
+                    ),
+                    RateLimitBody::StatusMessage => ApiError {
+                        status: StatusCode::TOO_MANY_REQUESTS,
+                        body: br#"{"statusCode":429,"message":"Rate limit is exceeded. Try again in 1 seconds."}"#.to_vec(),
+                    },
+                };
+                let mut resp = json_response(e.status, e.body);
+                if let Some(secs) = self.config.retry_after_secs {
+                    resp.headers_mut()
+                        .insert(RETRY_AFTER, HeaderValue::from(secs));
+                }
+                return (Outcome::RateLimited, resp);
+            }
+        }
+
+        // ranking pages that always fail
+        if api == Api::Ranking && !self.config.fail_ranking_pages.is_empty() {
+            let num = |name: &str, default: u64| match params.value(name) {
+                None => Some(default),
+                Some(v) => v.parse::<u64>().ok(),
+            };
+            let (genre, page) = (num("genreId", 0), num("page", 1));
+            if let Some(f) = self
+                .config
+                .fail_ranking_pages
+                .iter()
+                .find(|f| Some(f.genre_id) == genre && Some(u64::from(f.page)) == page)
+            {
+                return server(server_error(f.status == 503, api));
             }
         }
 
@@ -351,20 +516,7 @@ impl AppState {
         if self.config.error_rate > 0.0 {
             let h = self.draw(b"error", &unit_key);
             if data::unit(h) < self.config.error_rate {
-                let e = if data::mix(h) & 1 == 0 {
-                    ApiError::classic(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "system_error",
-                        "api logic error",
-                    )
-                } else {
-                    ApiError::classic(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "service_unavailable",
-                        &format!("{} is under maintenance", api.name()),
-                    )
-                };
-                return (Outcome::ServerError, json_response(e.status, e.body));
+                return server(server_error(data::mix(h) & 1 == 1, api));
             }
         }
 
@@ -376,9 +528,17 @@ impl AppState {
         if self.config.malformed_rate > 0.0
             && data::unit(self.draw(b"malformed", &unit_key)) < self.config.malformed_rate
         {
-            // Cut the document in half: the top-level object is never closed, so never valid JSON.
-            let mut body = body;
-            body.truncate((body.len() / 2).max(1));
+            let body = match self.config.malformed_kind {
+                // Cut the document in half: the top-level object is never closed, so never
+                // valid JSON.
+                MalformedKind::Truncated => {
+                    let mut body = body;
+                    body.truncate((body.len() / 2).max(1));
+                    body
+                }
+                MalformedKind::Html => MAINTENANCE_HTML.as_bytes().to_vec(),
+                MalformedKind::Empty => Vec::new(),
+            };
             return (Outcome::Malformed, json_response(StatusCode::OK, body));
         }
         (Outcome::Ok, json_response(StatusCode::OK, body))
@@ -441,13 +601,15 @@ impl AppState {
             .dataset
             .genre(genre_id)
             .ok_or_else(ApiError::not_found)?;
-        let date = self.date();
+        let build_day = self.build_day();
+        let date = data::date_from_days(build_day);
         let mut variant = String::from(if realtime { "realtime" } else { "daily" });
         if age.is_some() || sex.is_some() {
             variant.push_str(&format!(":age={age:?}:sex={sex:?}"));
         }
+        let build = self.next_build(genre_id, &variant);
         let ranking = self
-            .cached_ranking(genre_id, &date, &variant)
+            .cached_ranking(genre_id, &date, &variant, build)
             .ok_or_else(ApiError::not_found)?;
         let start = ((page - 1) * RANKING_PAGE_SIZE).min(ranking.len());
         let end = (start + RANKING_PAGE_SIZE).min(ranking.len());
@@ -471,17 +633,58 @@ impl AppState {
         };
         Ok(to_json(&wire::RankingResponse {
             title: format!("【楽天市場】{kind} 【{scope}】"),
-            last_build_date: data::rfc822_midnight_jst(&date),
+            last_build_date: data::rfc822_jst(build_day, build),
             items,
         }))
     }
 
-    fn cached_ranking(&self, genre_id: u64, date: &str, variant: &str) -> Option<Arc<Vec<u32>>> {
-        let key = (genre_id, date.to_string(), variant.to_string());
+    /// The day (since 1970-01-01) whose build is served: the date minus the lag, rounded
+    /// down to a multiple of the build interval.
+    fn build_day(&self) -> i64 {
+        let date = self.date();
+        let day = data::parse_date(&date).map_or(0, |(y, m, d)| data::days_from_civil(y, m, d))
+            - i64::from(self.config.build_date_lag_days);
+        day - day.rem_euclid(i64::from(self.config.build_interval_days.max(1)))
+    }
+
+    /// Count one page served for the target and say which build it carries.
+    fn next_build(&self, genre_id: u64, variant: &str) -> u32 {
+        let per = match self.config.ranking_rebuild {
+            RankingRebuild::Never => return 0,
+            RankingRebuild::Once { after_pages } | RankingRebuild::Every { pages: after_pages } => {
+                u64::from(after_pages.max(1))
+            }
+        };
+        let n = {
+            let Ok(mut served) = self.served.lock() else {
+                return 0;
+            };
+            let c = served.entry((genre_id, variant.to_string())).or_insert(0);
+            let n = *c;
+            *c += 1;
+            n
+        };
+        match self.config.ranking_rebuild {
+            RankingRebuild::Once { .. } => u32::from(n >= per),
+            _ => u32::try_from(n / per).unwrap_or(u32::MAX),
+        }
+    }
+
+    fn cached_ranking(
+        &self,
+        genre_id: u64,
+        date: &str,
+        variant: &str,
+        build: u32,
+    ) -> Option<Arc<Vec<u32>>> {
+        let key = (genre_id, date.to_string(), variant.to_string(), build);
         if let Some(r) = self.rankings.lock().ok()?.get(&key) {
             return Some(r.clone());
         }
-        let r = Arc::new(self.dataset.ranking_variant(genre_id, date, variant)?);
+        let r = Arc::new(
+            self.dataset
+                .ranking_scored(genre_id, date, variant, build)?,
+        );
         let mut cache = self.rankings.lock().ok()?;
         if cache.len() >= 4096 {
             cache.clear();
@@ -687,6 +890,42 @@ impl AppState {
     }
 }
 
+/// An HTML page answered with 200 by [`MalformedKind::Html`].
+const MAINTENANCE_HTML: &str = "<!DOCTYPE html>\n<html><head><title>Service Temporarily Unavailable</title></head>\n<body><h1>ただいまメンテナンス中です</h1></body></html>\n";
+
+fn server_error(unavailable: bool, api: Api) -> ApiError {
+    if unavailable {
+        ApiError::classic(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            &format!("{} is under maintenance", api.name()),
+        )
+    } else {
+        ApiError::classic(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "system_error",
+            "api logic error",
+        )
+    }
+}
+
+fn known_version(api: Api, version: &str) -> bool {
+    KNOWN_VERSIONS
+        .iter()
+        .any(|(name, versions)| *name == api.name() && versions.contains(&version))
+}
+
+/// `scheme://host[:port]` of a URL, lower case (the whole trimmed value when it has no
+/// `://`).
+fn origin_of(url: &str) -> String {
+    let url = url.trim();
+    let end = match url.find("://") {
+        Some(i) => url[i + 3..].find('/').map_or(url.len(), |j| i + 3 + j),
+        None => url.trim_end_matches('/').len(),
+    };
+    url[..end].to_ascii_lowercase()
+}
+
 fn in_subtree(ds: &Dataset, mut genre_id: u64, ancestor: u64) -> bool {
     loop {
         if genre_id == ancestor {
@@ -739,5 +978,21 @@ mod tests {
         assert!(parse_ids("1,0").is_err());
         assert!(parse_ids("1,x").is_err());
         assert!(parse_ids("1,2,3,4,5,6,7,8,9,10,11").is_err());
+        assert!(known_version(Api::Ranking, "20220601"));
+        assert!(!known_version(Api::Ranking, "20260401"));
+        assert!(known_version(Api::GenreSearch, "20260401"));
+        assert_eq!(
+            origin_of("https://Example.com/app/x?y=1"),
+            "https://example.com"
+        );
+        assert_eq!(origin_of("https://example.com"), "https://example.com");
+        assert_eq!(
+            origin_of("https://example.com:8443/"),
+            "https://example.com:8443"
+        );
+        assert_ne!(
+            origin_of("https://example.com.evil/"),
+            "https://example.com"
+        );
     }
 }
