@@ -427,3 +427,91 @@ async fn events_that_are_not_objects_are_refused() {
     assert_eq!(runs, 0, "a refused event opens no run");
     sandbox.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_page_that_keeps_failing_is_tried_again_at_the_end_and_named_as_missing_ranks() {
+    let db = TestDb::new().await;
+    let mut cfg = sandbox_config(200);
+    cfg.fail_ranking_pages = vec!["0:3".parse().unwrap()];
+    let sandbox = start_sandbox(cfg).await;
+    let raw = tempfile::tempdir().unwrap();
+    let ctx = context(job_config(
+        &db,
+        &sandbox,
+        raw.path(),
+        &[("RANKING_FAILURE_THRESHOLD", "0.2"), ("RAKUTEN_MAX_ATTEMPTS", "2")],
+    ))
+    .await;
+    let out = ranking::run(&ctx, RankingInput::default())
+        .await
+        .expect("one page in seven is under the 20 % threshold");
+    assert_eq!((out.units.attempted, out.units.failed), (7, 1));
+    // Page 3: two tries in the pass, two more at the end of the job.
+    let page3 = sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.query().contains("page=3") && r.status >= 500)
+        .count();
+    assert_eq!(page3, 4);
+    assert_eq!(out.requests, 6 + 4, "requests are counted when sent");
+    assert_eq!(out.retries, 2);
+    assert_eq!(
+        out.incomplete,
+        vec!["genre 0 daily: incomplete, missing 61-90".to_string()]
+    );
+    let c = db.client().await;
+    let row = c
+        .query_one(
+            "SELECT complete, missing_ranks, row_count FROM rakuten_ranking_snapshots",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(!row.get::<_, bool>(0));
+    assert_eq!(row.get::<_, Option<String>>(1).as_deref(), Some("61-90"));
+    assert_eq!(row.get::<_, i32>(2), 170);
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_ranking_rerun_in_the_same_run_fills_the_hole() {
+    let db = TestDb::new().await;
+    let mut cfg = sandbox_config(200);
+    cfg.fail_ranking_pages = vec!["0:3".parse().unwrap()];
+    let sandbox = start_sandbox(cfg).await;
+    let raw = tempfile::tempdir().unwrap();
+    let ctx = context(job_config(
+        &db,
+        &sandbox,
+        raw.path(),
+        &[("RANKING_FAILURE_THRESHOLD", "0.2"), ("RAKUTEN_MAX_ATTEMPTS", "1")],
+    ))
+    .await;
+    let first = ranking::run(&ctx, RankingInput::default()).await.unwrap();
+    assert_eq!(first.incomplete.len(), 1);
+    sandbox.shutdown().await;
+    // The same day again against a healthy sandbox: the hole is filled, the snapshot complete.
+    let sandbox = start_sandbox(sandbox_config(200)).await;
+    let ctx = context(job_config(&db, &sandbox, raw.path(), &[])).await;
+    let second = ranking::run(
+        &ctx,
+        RankingInput {
+            run_id: Some(first.run_id),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(second.incomplete.is_empty(), "{:?}", second.incomplete);
+    let c = db.client().await;
+    let row = c
+        .query_one(
+            "SELECT complete, missing_ranks, row_count FROM rakuten_ranking_snapshots",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(row.get::<_, bool>(0));
+    assert_eq!(row.get::<_, Option<String>>(1), None);
+    assert_eq!(row.get::<_, i32>(2), 200);
+    sandbox.shutdown().await;
+}
