@@ -68,9 +68,9 @@ ln -sf ../checkov/bin/checkov .venv/bin/checkov
 # glibc dynamically, so the arm64 C library (libc6-arm64-cross) is its sysroot.
 echo "== install-tools: qemu-user and the arm64 C library (Debian)"
 if ! command -v qemu-aarch64 >/dev/null || [ ! -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq qemu-user libc6-arm64-cross >/dev/null
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"   # CI runners are not root
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user libc6-arm64-cross >/dev/null
 else
   echo "already installed: qemu-user, libc6-arm64-cross"
 fi
