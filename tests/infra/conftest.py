@@ -216,6 +216,7 @@ ENV_SETTINGS = {
         "RakutenAffiliateIdParameterName": "/ichiba-collector/prod/rakuten-affiliate-id",
         "SsmKmsKeyArn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/11111111-2222-3333-4444-555555555555",
         "AlarmEmail": "ops@example.com",
+        "DetailedMonitoring": "true",
     },
 }
 

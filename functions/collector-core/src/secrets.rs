@@ -21,6 +21,34 @@ pub struct RakutenCredentials {
     pub access_key: SecretString,
 }
 
+/// Which secrets a process resolves. Each Lambda function names the ones it uses, and
+/// its role may read only those (template.yaml): Guard, IsActive and Notify never call
+/// Rakuten, so they neither fetch nor may read the Rakuten credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretNeeds {
+    /// The database URL only.
+    Database,
+    /// The database URL and the Rakuten application ID, access key and affiliate ID.
+    DatabaseAndRakuten,
+}
+
+/// Resolves the secrets of `config` that `needs` names; the others stay unresolved
+/// (`rakuten` and `affiliate_id` are `None`), whatever the configuration names.
+pub async fn resolve_needed(config: &Config, needs: SecretNeeds) -> Result<Secrets, ConfigError> {
+    resolve(&only_needed(config, needs)).await
+}
+
+/// `config` with the secret sources `needs` does not name set to absent.
+pub fn only_needed(config: &Config, needs: SecretNeeds) -> Config {
+    let mut config = config.clone();
+    if needs == SecretNeeds::Database {
+        config.rakuten.application_id = SecretSource::Absent;
+        config.rakuten.access_key = SecretSource::Absent;
+        config.rakuten.affiliate_id = SecretSource::Absent;
+    }
+    config
+}
+
 /// Resolves every secret of `config`. An SSM client is built only when a parameter is named.
 pub async fn resolve(config: &Config) -> Result<Secrets, ConfigError> {
     let needs_ssm = [
@@ -129,4 +157,53 @@ async fn fetch(
         .filter(|v| !v.is_empty())
         .ok_or_else(|| ConfigError::new(&var, format!("SSM parameter {name:?} is empty")))?;
     Ok(Some(SecretString::from(value.to_string())))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    fn lambda_config() -> Config {
+        // As in AWS: every secret named by its SSM parameter, except a literal database
+        // URL so that no SSM client is needed for it.
+        let vars: HashMap<String, String> = [
+            ("APP_ENV", "dev"),
+            (
+                "DATABASE_URL",
+                "postgresql://u@db.example.com:5432/x?sslmode=require",
+            ),
+            ("RAW_STORE", "s3://bucket-x/raw"),
+            ("RAKUTEN_APPLICATION_ID_SSM_PARAMETER", "/x/app"),
+            ("RAKUTEN_ACCESS_KEY_SSM_PARAMETER", "/x/key"),
+            ("RAKUTEN_AFFILIATE_ID_SSM_PARAMETER", "/x/aff"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        Config::from_map(&vars).expect("valid config")
+    }
+
+    #[tokio::test]
+    async fn database_only_never_asks_for_the_rakuten_parameters() {
+        // No SSM client: any attempt to fetch a Rakuten parameter would fail.
+        let config = only_needed(&lambda_config(), SecretNeeds::Database);
+        let secrets = resolve_with(&config, None).await.expect("resolves");
+        assert!(secrets.rakuten.is_none());
+        assert!(secrets.affiliate_id.is_none());
+        assert!(secrets
+            .database_url
+            .expose_secret()
+            .starts_with("postgresql://"));
+    }
+
+    #[tokio::test]
+    async fn rakuten_jobs_do_fetch_the_rakuten_parameters() {
+        let config = only_needed(&lambda_config(), SecretNeeds::DatabaseAndRakuten);
+        let e = resolve_with(&config, None).await.unwrap_err();
+        assert_eq!(e.variable, "RAKUTEN_APPLICATION_ID_SSM_PARAMETER");
+    }
 }

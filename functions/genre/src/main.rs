@@ -7,8 +7,12 @@ use collector_core::db::ledger::Job;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_common::run("genre", |ctx, event, _invocation| async move {
-        collector_core::jobs::dispatch(&ctx, Job::Genre, event, None).await
-    })
+    lambda_common::run(
+        "genre",
+        lambda_common::SecretNeeds::DatabaseAndRakuten,
+        |ctx, event, _invocation| async move {
+            collector_core::jobs::dispatch(&ctx, Job::Genre, event, None).await
+        },
+    )
     .await
 }

@@ -12,9 +12,13 @@ use collector_core::jobs::guard::{self, StepFunctionsConcurrency};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let sfn = Arc::new(StepFunctionsConcurrency::from_env().await);
-    lambda_common::run("guard", move |ctx, event, _invocation| {
-        let sfn = Arc::clone(&sfn);
-        async move { guard::handle(&ctx, event, sfn.as_ref()).await }
-    })
+    lambda_common::run(
+        "guard",
+        lambda_common::SecretNeeds::Database,
+        move |ctx, event, _invocation| {
+            let sfn = Arc::clone(&sfn);
+            async move { guard::handle(&ctx, event, sfn.as_ref()).await }
+        },
+    )
     .await
 }

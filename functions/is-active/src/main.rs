@@ -7,8 +7,12 @@ use collector_core::db::ledger::Job;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_common::run("is-active", |ctx, event, _invocation| async move {
-        collector_core::jobs::dispatch(&ctx, Job::IsActive, event, None).await
-    })
+    lambda_common::run(
+        "is-active",
+        lambda_common::SecretNeeds::Database,
+        |ctx, event, _invocation| async move {
+            collector_core::jobs::dispatch(&ctx, Job::IsActive, event, None).await
+        },
+    )
     .await
 }

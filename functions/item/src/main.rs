@@ -7,8 +7,12 @@ use collector_core::db::ledger::Job;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_common::run("item", |ctx, event, invocation| async move {
-        collector_core::jobs::dispatch(&ctx, Job::Item, event, invocation.deadline).await
-    })
+    lambda_common::run(
+        "item",
+        lambda_common::SecretNeeds::DatabaseAndRakuten,
+        |ctx, event, invocation| async move {
+            collector_core::jobs::dispatch(&ctx, Job::Item, event, invocation.deadline).await
+        },
+    )
     .await
 }

@@ -1,8 +1,10 @@
 //! What every Lambda binary shares, so each `main.rs` only names its job.
 //!
-//! - Cold start: configuration validated, secrets resolved (SSM when configured), the
-//!   Rakuten client, raw store and database connection built once, then lent to every
-//!   invocation.
+//! - Cold start: configuration validated, the secrets this function uses resolved (SSM
+//!   when configured; see [`SecretNeeds`]), the Rakuten client, raw store and database
+//!   connection built once, then lent to every invocation.
+//! - Metrics: one JSON line per invocation at the function's own log level, so Lambda's
+//!   log-level filter keeps it (`collector_core::metrics::metrics_line`).
 //! - Errors become a [`Diagnostic`] whose `error_type` is the job error's name
 //!   (`FailureRateExceeded`, `InvalidInput`, …), which Step Functions matches.
 //! - One-shot mode: `BINARY --event '{…}'`, `--event-file FILE` or `--event-file -`
@@ -14,8 +16,10 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use collector_core::config::Config;
-use collector_core::jobs::{AppContext, JobError};
+use collector_core::jobs::{AppContext, JobError, RakutenEndpoint};
+pub use collector_core::secrets::SecretNeeds;
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
+use secrecy::SecretString;
 use serde_json::Value;
 
 /// Per-invocation facts a job may use.
@@ -33,16 +37,34 @@ pub fn diagnostic(e: &JobError) -> Diagnostic {
     }
 }
 
-async fn bootstrap() -> Result<Arc<AppContext>, JobError> {
+async fn bootstrap(needs: SecretNeeds) -> Result<Arc<AppContext>, JobError> {
     let config = Config::from_env()?;
-    let secrets = collector_core::secrets::resolve(&config).await?;
-    Ok(Arc::new(AppContext::new(config, secrets, None).await?))
+    let secrets = collector_core::secrets::resolve_needed(&config, needs).await?;
+    // A function without Rakuten credentials still gets a client (AppContext always has
+    // one), pointed at the discard port with placeholder credentials: it never calls it,
+    // and if it ever did the call would fail instead of using real credentials.
+    let endpoint = (needs == SecretNeeds::Database).then(|| RakutenEndpoint {
+        base_url: url::Url::parse("http://127.0.0.1:9/").expect("static URL"),
+        application_id: SecretString::from("not-resolved-for-this-function"),
+        access_key: SecretString::from("not-resolved-for-this-function"),
+    });
+    Ok(Arc::new(AppContext::new(config, secrets, endpoint).await?))
 }
 
-/// Prints the EMF line for a job output document (CloudWatch reads it from stdout).
+/// Prints a metrics line (CloudWatch reads EMF from the log stream) at the function's
+/// log level; `EMIT_METRICS=true` (DetailedMonitoring) adds the EMF block.
+fn print_metrics(doc: Value) {
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").ok();
+    let emit = std::env::var("EMIT_METRICS").is_ok_and(|v| v == "true");
+    println!(
+        "{}",
+        collector_core::metrics::metrics_line(doc, level.as_deref(), emit)
+    );
+}
+
 fn emit_metrics(env: &str, out: &Value) {
     if let Ok(doc) = serde_json::from_value::<collector_core::jobs::JobOutput>(out.clone()) {
-        println!("{}", collector_core::metrics::for_output(env, &doc));
+        print_metrics(collector_core::metrics::for_output(env, &doc));
     }
 }
 
@@ -74,8 +96,13 @@ fn mode() -> Result<Mode, String> {
     }
 }
 
-/// Runs a job as a Lambda function (no arguments) or once for a given event.
-pub async fn run<F, Fut>(name: &'static str, job: F) -> Result<(), lambda_runtime::Error>
+/// Runs a job as a Lambda function (no arguments) or once for a given event, resolving
+/// only the secrets `needs` names.
+pub async fn run<F, Fut>(
+    name: &'static str,
+    needs: SecretNeeds,
+    job: F,
+) -> Result<(), lambda_runtime::Error>
 where
     F: Fn(Arc<AppContext>, Value, Invocation) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Value, JobError>> + Send,
@@ -97,7 +124,7 @@ where
             lambda_runtime::tracing::init_default_subscriber_with_writer(std::io::stderr)
         }
     }
-    let ctx = match bootstrap().await {
+    let ctx = match bootstrap(needs).await {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error_type = e.error_type(), error = %e, "{name}: start-up failed");
@@ -132,7 +159,7 @@ where
                         Err(e) => {
                             tracing::error!(error_type = e.error_type(), error = %e, "{name} failed");
                             if let Some(emf) = collector_core::metrics::for_error(env, &e) {
-                                println!("{emf}");
+                                print_metrics(emf);
                             }
                             Err(diagnostic(&e))
                         }

@@ -17,12 +17,16 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             return Err(e.into());
         }
     };
-    lambda_common::run("notify", move |ctx, event, _invocation| {
-        let notifier = Arc::clone(&notifier);
-        async move {
-            let report = notify::run(&ctx, &event, &notifier).await?;
-            Ok(serde_json::to_value(report).expect("report serialises"))
-        }
-    })
+    lambda_common::run(
+        "notify",
+        lambda_common::SecretNeeds::Database,
+        move |ctx, event, _invocation| {
+            let notifier = Arc::clone(&notifier);
+            async move {
+                let report = notify::run(&ctx, &event, &notifier).await?;
+                Ok(serde_json::to_value(report).expect("report serialises"))
+            }
+        },
+    )
     .await
 }

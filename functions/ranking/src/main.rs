@@ -6,10 +6,14 @@ use collector_core::jobs::ranking::{self, RankingInput};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_common::run("ranking", |ctx, event, _invocation| async move {
-        let input = RankingInput::from_event(event)?;
-        let output = ranking::run(&ctx, input).await?;
-        Ok(serde_json::to_value(output).expect("output serialises"))
-    })
+    lambda_common::run(
+        "ranking",
+        lambda_common::SecretNeeds::DatabaseAndRakuten,
+        |ctx, event, _invocation| async move {
+            let input = RankingInput::from_event(event)?;
+            let output = ranking::run(&ctx, input).await?;
+            Ok(serde_json::to_value(output).expect("output serialises"))
+        },
+    )
     .await
 }

@@ -8,8 +8,12 @@ use collector_core::db::ledger::Job;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_common::run("tag", |ctx, event, _invocation| async move {
-        collector_core::jobs::dispatch(&ctx, Job::Tag, event, None).await
-    })
+    lambda_common::run(
+        "tag",
+        lambda_common::SecretNeeds::DatabaseAndRakuten,
+        |ctx, event, _invocation| async move {
+            collector_core::jobs::dispatch(&ctx, Job::Tag, event, None).await
+        },
+    )
     .await
 }
