@@ -8,6 +8,8 @@
 //! subscriber and must see only its own logs.
 
 mod client_sandbox;
+mod db_errors;
+mod db_faults;
 mod full_sequence;
 mod genre_tag_jobs;
 mod item_is_active_jobs;

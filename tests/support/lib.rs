@@ -13,6 +13,9 @@ use collector_core::secrets::Secrets;
 use rakuten_sandbox::{Sandbox, SandboxConfig, SandboxHandle};
 use tokio_postgres::Client;
 
+pub mod temp_pg;
+pub use temp_pg::TempPostgres;
+
 /// The application ID and access key tests use: distinctive, so a leak is easy to find.
 pub const TEST_APP_ID: &str = "5ec2e7aa-1111-4222-8333-abcdefabcdef";
 pub const TEST_ACCESS_KEY: &str = "pk_SECRETsecret123";

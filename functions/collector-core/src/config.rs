@@ -221,6 +221,58 @@ pub struct Config {
     pub active_window_days: u32,
     /// How long a run's lease lasts without renewal; a run whose lease expired is abandoned.
     pub run_lease: Duration,
+    /// PostgreSQL connect, statement and keep-alive timeouts (see `db` for how they apply).
+    pub database: DatabaseSettings,
+}
+
+/// Bounded waits on PostgreSQL (`DATABASE_*_SECS`); how each applies is described in `db`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DatabaseSettings {
+    /// Connecting: TCP, TLS, start-up, authentication and session set-up together.
+    pub connect_timeout: Duration,
+    /// The server-side `statement_timeout`; the client gives up on an unanswered request
+    /// [`DatabaseSettings::CLIENT_GRACE`] after it.
+    pub statement_timeout: Duration,
+    /// TCP keep-alive idle time; probes every third of it, the peer is dead after twice it.
+    pub keepalive: Duration,
+}
+
+impl DatabaseSettings {
+    /// How much longer than `statement_timeout` the client waits for an answer.
+    pub const CLIENT_GRACE: Duration = Duration::from_secs(5);
+
+    /// Reads the `DATABASE_*_SECS` variables (defaults 10, 120, 30).
+    pub fn from_map(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| {
+            vars.get(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let secs = |name: &str, default: u64, max: u64, why: &'static str| {
+            parse_num(&get, name, default, |v| {
+                (1..=max).contains(&v).then_some(()).ok_or(why)
+            })
+            .map(Duration::from_secs)
+        };
+        const UP_TO_300: &str = "must be between 1 and 300";
+        const UP_TO_3600: &str = "must be between 1 and 3600";
+        Ok(DatabaseSettings {
+            connect_timeout: secs("DATABASE_CONNECT_TIMEOUT_SECS", 10, 300, UP_TO_300)?,
+            statement_timeout: secs("DATABASE_STATEMENT_TIMEOUT_SECS", 120, 3600, UP_TO_3600)?,
+            keepalive: secs("DATABASE_KEEPALIVE_SECS", 30, 3600, UP_TO_3600)?,
+        })
+    }
+
+    /// The client-side bound on any request: `statement_timeout` plus [`Self::CLIENT_GRACE`].
+    pub fn query_bound(&self) -> Duration {
+        self.statement_timeout + Self::CLIENT_GRACE
+    }
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings::from_map(&HashMap::new()).expect("valid defaults")
+    }
 }
 
 /// The Item job's settings.
@@ -240,6 +292,9 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("APP_ENV", "local | dev | prod (default local)"),
     ("DATABASE_URL", "PostgreSQL URL; sslmode=require for TLS (local default: postgresql://postgres@127.0.0.1:5432/ichiba_collector)"),
     ("DATABASE_URL_SSM_PARAMETER", "SSM SecureString parameter holding DATABASE_URL"),
+    ("DATABASE_CONNECT_TIMEOUT_SECS", "connecting to PostgreSQL (TCP, TLS, login) gives up after this, 1-300 (default 10)"),
+    ("DATABASE_STATEMENT_TIMEOUT_SECS", "server-side statement_timeout, 1-3600 (default 120); the client gives up on an unanswered request 5 s later"),
+    ("DATABASE_KEEPALIVE_SECS", "TCP keep-alive idle time, 1-3600 (default 30); a silent peer is dropped after about twice this"),
     ("RAKUTEN_APPLICATION_ID", "Rakuten application ID (local: unset = built-in sandbox)"),
     ("RAKUTEN_APPLICATION_ID_SSM_PARAMETER", "SSM parameter holding the application ID"),
     ("RAKUTEN_ACCESS_KEY", "Rakuten access key (pk_...)"),
@@ -557,6 +612,7 @@ impl Config {
         let genre_failure_threshold = threshold("GENRE_FAILURE_THRESHOLD")?;
         let tag_refresh_days = refresh_days("TAG_REFRESH_DAYS")?;
         let tag_failure_threshold = threshold("TAG_FAILURE_THRESHOLD")?;
+        let database = DatabaseSettings::from_map(vars)?;
 
         Ok(Config {
             env,
@@ -573,6 +629,7 @@ impl Config {
             item,
             active_window_days,
             run_lease,
+            database,
         })
     }
 
@@ -768,6 +825,47 @@ mod tests {
             let e = cfg(&[(name, bad)]).unwrap_err();
             assert_eq!(e.variable, name);
             assert!(e.to_string().contains(name), "{e}");
+        }
+    }
+
+    #[test]
+    fn database_timeouts() {
+        let d = cfg(&[]).unwrap().database;
+        assert_eq!(d, DatabaseSettings::default());
+        assert_eq!(d.connect_timeout, Duration::from_secs(10));
+        assert_eq!(d.statement_timeout, Duration::from_secs(120));
+        assert_eq!(d.keepalive, Duration::from_secs(30));
+        assert_eq!(d.query_bound(), Duration::from_secs(125));
+        let d = cfg(&[
+            ("DATABASE_CONNECT_TIMEOUT_SECS", "3"),
+            ("DATABASE_STATEMENT_TIMEOUT_SECS", "1"),
+            ("DATABASE_KEEPALIVE_SECS", "5"),
+        ])
+        .unwrap()
+        .database;
+        assert_eq!(d.connect_timeout, Duration::from_secs(3));
+        assert_eq!(d.statement_timeout, Duration::from_secs(1));
+        assert_eq!(d.keepalive, Duration::from_secs(5));
+        for (name, bad) in [
+            ("DATABASE_CONNECT_TIMEOUT_SECS", "0"),
+            ("DATABASE_CONNECT_TIMEOUT_SECS", "301"),
+            ("DATABASE_STATEMENT_TIMEOUT_SECS", "3601"),
+            ("DATABASE_STATEMENT_TIMEOUT_SECS", "1.5"),
+            ("DATABASE_KEEPALIVE_SECS", "-1"),
+        ] {
+            let e = cfg(&[(name, bad)]).unwrap_err();
+            assert_eq!(e.variable, name);
+            assert!(e.to_string().contains(name), "{e}");
+        }
+        for name in [
+            "DATABASE_CONNECT_TIMEOUT_SECS",
+            "DATABASE_STATEMENT_TIMEOUT_SECS",
+            "DATABASE_KEEPALIVE_SECS",
+        ] {
+            assert!(
+                VARIABLES.iter().any(|(v, _)| *v == name),
+                "{name} not in VARIABLES"
+            );
         }
     }
 

@@ -1,8 +1,14 @@
 //! Versioned migrations (refinery, files in the repository's `migrations/`), applied under
 //! an advisory lock so two processes starting together do not race.
+//!
+//! A failure names the migration and carries the server's error as [`DbError`] shows it:
+//! `migration failed while applying migration V2__item_genre_tag: ERROR 42P07
+//! duplicate_table: relation "rakuten_items" already exists`.
 
+use refinery::error::Kind;
 use tokio_postgres::Client;
 
+use super::error::{describe, error_chain, DbFutureExt};
 use super::DbError;
 
 mod embedded {
@@ -18,18 +24,24 @@ pub struct MigrationReport {
     pub current_version: Option<i32>,
 }
 
+/// Applies the pending migrations. Waiting for another process's migrations is bounded by
+/// `DATABASE_STATEMENT_TIMEOUT_SECS`; each migration statement is too (server side), and
+/// a server that stops answering ends the connection (see `db`'s docs).
 pub async fn migrate(client: &mut Client) -> Result<MigrationReport, DbError> {
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])
+        .bounded("waiting for the migration lock")
         .await?;
     let result = embedded::migrations::runner()
         .set_migration_table_name("etl_schema_history")
         .run_async(client)
         .await;
-    client
+    let unlocked = client
         .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY])
-        .await?;
-    let report = result.map_err(|e| DbError::Migration(e.to_string()))?;
+        .bounded("releasing the migration lock")
+        .await;
+    let report = result.map_err(migration_error)?;
+    unlocked?;
     let applied: Vec<String> = report
         .applied_migrations()
         .iter()
@@ -37,10 +49,43 @@ pub async fn migrate(client: &mut Client) -> Result<MigrationReport, DbError> {
         .collect();
     let current_version = client
         .query_opt("SELECT max(version) FROM etl_schema_history", &[])
+        .bounded("reading the schema version")
         .await?
         .and_then(|r| r.get::<_, Option<i32>>(0));
     Ok(MigrationReport {
         applied,
         current_version,
     })
+}
+
+fn migration_error(e: refinery::Error) -> DbError {
+    match e.kind() {
+        // refinery's messages: "error applying migration V2__x", "error asserting
+        // migrations table", ...
+        Kind::Connection(message, source) => {
+            let context = message
+                .strip_prefix("error ")
+                .unwrap_or(message)
+                .to_string();
+            let migration = context
+                .strip_prefix("applying migration ")
+                .map(str::to_string);
+            let (detail, code) = match source.downcast_ref::<tokio_postgres::Error>() {
+                Some(pg) => (describe(pg), pg.code().cloned()),
+                None => (error_chain(source.as_ref()), None),
+            };
+            DbError::Migration {
+                migration,
+                context,
+                detail,
+                code,
+            }
+        }
+        other => DbError::Migration {
+            migration: None,
+            context: "checking the migrations against the schema history".into(),
+            detail: other.to_string(),
+            code: None,
+        },
+    }
 }

@@ -92,7 +92,8 @@ impl AppContext {
     /// find its connection closed by the server or a pooler after idling.
     pub async fn db(&self) -> Result<MutexGuard<'_, Option<Db>>, JobError> {
         let mut guard = self.db.lock().await;
-        if guard.as_ref().is_none_or(|d| d.client.is_closed()) {
+        // `Db::is_closed` also sees a connection the watchdog ended (a frozen server).
+        if guard.as_ref().is_none_or(|d| d.is_closed()) {
             *guard = Some(db::connect(&self.database_url).await?);
         }
         Ok(guard)
