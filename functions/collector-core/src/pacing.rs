@@ -17,7 +17,10 @@
 //! database gives it a window starting now (or at its old start, if that is still to
 //! come: that one was already clear of the previous request), otherwise one after the
 //! last. The window adapts to the measured
-//! round-trip time, so a slow database widens it instead of missing every time.
+//! round-trip time, so a slow database widens it instead of missing every time. The
+//! client reports each send ([`Pacer::sent`]); when this process's window is still the
+//! last booked, its next window is spaced from that send rather than from the window's
+//! end, so a process running alone does not pay for the window's slack.
 //!
 //! **One connection.** The pacer uses the job's connection (the `AppContext` slot): it
 //! takes the connection between the job's statements and never inside a transaction. If
@@ -58,8 +61,12 @@ pub const DB_RETRY_AFTER: Duration = Duration::from_secs(30);
 /// window (µs), `$4`/`$5` the end/start (µs since epoch) of a missed window of ours, if
 /// any: when it is still the last one booked, the new window starts at
 /// `greatest(now, its start)` (its start is already one interval clear of the previous
-/// window; a window can be missed before it opens, when it is too short). Returns the
-/// new window's end and the server's `now`, in µs since the epoch.
+/// window; a window can be missed before it opens, when it is too short). `$6`/`$7`: the
+/// end of our last window a request went out in and the latest server time that send
+/// can have had: when that window is still the last one booked, the next starts one
+/// interval after the send instead of after the window's end (the window's slack is
+/// then not lost). Returns the new window's end and the server's `now`, in µs since the
+/// epoch.
 const BOOK: &str = "
 WITH now AS (SELECT clock_timestamp() AS t)
 INSERT INTO etl_rate_slots AS s (budget_key, last_sent_at)
@@ -68,6 +75,10 @@ ON CONFLICT (budget_key) DO UPDATE SET last_sent_at =
     CASE WHEN $4::int8 IS NOT NULL
               AND (extract(epoch FROM s.last_sent_at) * 1000000)::int8 = $4::int8
          THEN greatest((SELECT t FROM now), 'epoch'::timestamptz + $5::int8 * interval '1 microsecond')
+         WHEN $6::int8 IS NOT NULL
+              AND (extract(epoch FROM s.last_sent_at) * 1000000)::int8 = $6::int8
+         THEN greatest((SELECT t FROM now),
+                       'epoch'::timestamptz + ($7::int8 + $2::int8) * interval '1 microsecond')
          ELSE greatest(s.last_sent_at + $2::int8 * interval '1 microsecond', (SELECT t FROM now))
     END + $3::int8 * interval '1 microsecond'
 RETURNING (extract(epoch FROM s.last_sent_at) * 1000000)::int8,
@@ -95,7 +106,15 @@ pub struct PgPacer {
     round_trips: AtomicU64,
     /// Windows handed back because the client woke up after their deadline.
     missed: AtomicU64,
+    /// Recent windows' (end, local instant the booking query left, server `now`), to map
+    /// a send instant onto the server's clock.
+    anchors: std::sync::Mutex<std::collections::VecDeque<(i64, Instant, i64)>>,
+    /// (window end, latest server time of the send) of our last window used.
+    last_send: std::sync::Mutex<Option<(i64, i64)>>,
 }
+
+/// Windows remembered for [`Pacer::sent`] (more than requests in flight at once).
+const ANCHORS: usize = 16;
 
 impl PgPacer {
     /// A pacer with a database connection of its own (opened on first use).
@@ -135,6 +154,8 @@ impl PgPacer {
             epoch: Instant::now(),
             round_trips: AtomicU64::new(0),
             missed: AtomicU64::new(0),
+            anchors: Default::default(),
+            last_send: Default::default(),
         }
     }
 
@@ -189,12 +210,16 @@ impl PgPacer {
         let held_start: Option<i64> = missed.and_then(|s| s.token).map(|(start, _)| start);
         let interval_us = self.interval.as_micros() as i64;
         let window_us = window.as_micros() as i64;
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] = [
+        let last = *self.last_send.lock().unwrap_or_else(|e| e.into_inner());
+        let (last_end, last_upper) = (last.map(|l| l.0), last.map(|l| l.1));
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
             &self.budget_key,
             &interval_us,
             &window_us,
             &held_end,
             &held_start,
+            &last_end,
+            &last_upper,
         ];
         // The job's connection when it is free (or soon), else the spare one.
         let shared = match self.shared.try_lock() {
@@ -222,6 +247,13 @@ impl PgPacer {
         // `checked_sub` fails only when the window is shorter than the margin; then the
         // deadline is already past and the client books again with a wider window.
         let deadline = (sent + closes_in).checked_sub(MARGIN).unwrap_or(sent);
+        {
+            let mut anchors = self.anchors.lock().unwrap_or_else(|e| e.into_inner());
+            if anchors.len() >= ANCHORS {
+                anchors.pop_front();
+            }
+            anchors.push_back((end_us, sent, now_us));
+        }
         Ok(Slot {
             not_before,
             deadline: Some(deadline),
@@ -252,6 +284,25 @@ impl PgPacer {
 }
 
 impl Pacer for PgPacer {
+    fn sent(&self, slot: &Slot, at: Instant) {
+        let Some((_, end)) = slot.token else { return };
+        let anchor = self
+            .anchors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|a| a.0 == end)
+            .copied();
+        if let Some((_, sent, now_us)) = anchor {
+            // The server read `now` after `sent`: this bound is never early.
+            let upper = now_us + at.saturating_duration_since(sent).as_micros() as i64;
+            let mut last = self.last_send.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_none_or(|l| l.0 < end) {
+                *last = Some((end, upper));
+            }
+        }
+    }
+
     fn reserve<'a>(
         &'a self,
         missed: Option<&'a Slot>,

@@ -185,6 +185,11 @@ pub trait Pacer: Send + Sync {
         &'a self,
         missed: Option<&'a Slot>,
     ) -> Pin<Box<dyn Future<Output = Slot> + Send + 'a>>;
+
+    /// Told when a request went out in `slot`, at `at` (the recorded send instant), so
+    /// the pacer can space the next request from the send rather than from the end of
+    /// the slot. Must not block.
+    fn sent(&self, _slot: &Slot, _at: Instant) {}
 }
 
 /// Rakuten Ichiba API client. Cheap to clone; clones share the connection
@@ -679,7 +684,12 @@ impl RakutenClient {
                 }
             };
             match next {
-                Next::Sent(at) => return at,
+                Next::Sent(at) => {
+                    if let (Some(p), Some(s)) = (&inner.pacer, &slot) {
+                        p.sent(s, at);
+                    }
+                    return at;
+                }
                 Next::Wait(at) => tokio::time::sleep_until(at.into()).await,
                 Next::Missed => {
                     tracing::debug!(unit, attempt, "send slot missed; reserving another");
