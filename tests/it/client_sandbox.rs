@@ -2,7 +2,7 @@
 //! data, all four APIs parse, and credential errors arrive in their real shapes.
 
 use ichiba_collector_tests::*;
-use rakuten_client::{ApiError, ClientConfig, ErrorKind, RakutenClient, RankingQuery};
+use rakuten_client::{AccessKeyIn, ApiError, ClientConfig, ErrorKind, RakutenClient, RankingQuery};
 
 fn client(base: &str, format_version: u8, access_key: &str) -> RakutenClient {
     let mut c = ClientConfig::new(
@@ -160,5 +160,33 @@ async fn concurrent_scopes_on_one_client_count_their_own_requests() {
     let (a, b) = tokio::join!(pages(c.clone(), 3), pages(c.clone(), 7));
     assert_eq!((a, b), (3, 7), "each scope sees only its own requests");
     assert_eq!(c.stats().requests, 10, "the client-wide counters see all");
+    sandbox.shutdown().await;
+}
+
+/// The access key in the header (the default) and in the query both authenticate with
+/// the sandbox, as with the real API; a wrong key in the header is rejected the same way.
+#[tokio::test]
+async fn access_key_in_header_or_query_both_work() {
+    let sandbox = start_sandbox(sandbox_config(50)).await;
+    let base = sandbox.base_url();
+    let header = client(&base, 2, TEST_ACCESS_KEY);
+    let mut cfg = ClientConfig::new(
+        base.parse().unwrap(),
+        TEST_APP_ID.to_string().into(),
+        TEST_ACCESS_KEY.to_string().into(),
+    );
+    cfg.access_key_in = AccessKeyIn::Query;
+    cfg.requests_per_second = 1000.0;
+    let query = RakutenClient::new(cfg).unwrap();
+    let q = RankingQuery::daily(0, 1);
+    let (a, b) = (
+        header.ranking(&q).await.unwrap(),
+        query.ranking(&q).await.unwrap(),
+    );
+    assert_eq!(a.body, b.body);
+    let wrong = client(&base, 2, "pk_wrong");
+    let err = wrong.ranking(&q).await.unwrap_err();
+    assert_eq!(err.http_status(), Some(403), "{err}");
+    assert!(!err.to_string().contains("pk_wrong"));
     sandbox.shutdown().await;
 }

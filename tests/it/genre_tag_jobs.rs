@@ -459,11 +459,14 @@ async fn genre_and_tag_fail_at_two_percent_persistent_failures_and_succeed_at_ze
     sandbox.shutdown().await;
 }
 
-/// Genre and Tag at the same time, two contexts (as two Lambdas), one application ID,
-/// against a sandbox limited to 1 request/s: the PostgreSQL-shared pacer keeps the
-/// combined rate under the limit. About 30 requests, ~31 s.
+/// Genre and Tag at the same time, each in a context of its own (as two Lambdas are),
+/// share one request budget through PostgreSQL: all their sends together are at least
+/// one interval apart. Asserted on the send instants the clients record — what the code
+/// controls — so a busy machine can slow the test down but not fail it. How many 429s
+/// the sandbox's 1 request/s limit draws at the real pace is measured by
+/// `scripts/bench-pacing.sh`, not here.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn genre_and_tag_concurrently_share_one_rate_budget_without_429() {
+async fn genre_and_tag_concurrently_share_one_rate_budget() {
     let db = TestDb::new().await;
     let raw = tempfile::tempdir().unwrap();
     let mut cfg = sandbox_config(90);
@@ -473,14 +476,16 @@ async fn genre_and_tag_concurrently_share_one_rate_budget_without_429() {
     let (genres, tags) = referenced(&db, run_id).await;
     let expected_requests = genres.len() + tags.len().div_ceil(10);
 
-    cfg.rate_limit_per_sec = Some(1.0);
     let sandbox = start_sandbox(cfg).await;
     let conf = || {
         job_config(
             &db,
             &sandbox,
             raw.path(),
-            &[("RAKUTEN_REQUESTS_PER_SECOND", "0.95")],
+            &[
+                ("RAKUTEN_REQUESTS_PER_SECOND", "5"),
+                ("RAKUTEN_SHARED_BUDGET", "postgres"),
+            ],
         )
     };
     let (genre_ctx, tag_ctx): (AppContext, AppContext) =
@@ -493,24 +498,46 @@ async fn genre_and_tag_concurrently_share_one_rate_budget_without_429() {
     );
     let secs = started.elapsed().as_secs_f64();
     let (g, t): (JobOutput, JobOutput) = (g.unwrap(), t.unwrap());
-    let stats = sandbox.stats();
+    let (genre_sends, tag_sends) = (
+        genre_ctx.rakuten.sent_requests(),
+        tag_ctx.rakuten.sent_requests(),
+    );
+    let mut sends: Vec<(Instant, &str)> = genre_sends
+        .iter()
+        .map(|r| (r.at, "genre"))
+        .chain(tag_sends.iter().map(|r| (r.at, "tag")))
+        .collect();
+    sends.sort();
+    let interval = genre_ctx.rakuten.min_send_interval();
+    let gaps: Vec<std::time::Duration> = sends.windows(2).map(|w| w[1].0 - w[0].0).collect();
+    let smallest = gaps.iter().min().copied().unwrap_or_default();
     let requests = g.requests + t.requests;
     println!(
-        "concurrent Genre + Tag at 1 request/s: {} + {} = {requests} requests in {secs:.1} s = {:.3} request/s; 429 answers: sandbox {}, genre {}, tag {}",
+        "concurrent Genre + Tag at 5 request/s: {} + {} = {requests} requests in {secs:.1} s; smallest gap between sends {:.1} ms (interval {:.1} ms)",
         g.requests,
         t.requests,
-        requests as f64 / secs,
-        stats.rate_limited,
-        g.throttled,
-        t.throttled
+        smallest.as_secs_f64() * 1000.0,
+        interval.as_secs_f64() * 1000.0,
     );
     assert_eq!(requests as usize, expected_requests);
     assert!((25..=45).contains(&requests), "{requests} requests");
-    assert_eq!(stats.requests, requests);
-    assert_eq!(stats.rate_limited, 0);
-    assert_eq!((g.throttled, t.throttled), (0, 0));
+    assert_eq!(sandbox.stats().requests, requests);
     assert_eq!((g.units.failed, t.units.failed), (0, 0));
-    // Combined, never faster than the budget: n requests need ≥ (n - 1) / 0.95 s.
-    assert!(secs >= (requests - 1) as f64 / 0.95 - 0.5, "{secs:.1} s");
+    assert_eq!(
+        (genre_sends.len() as u64, tag_sends.len() as u64),
+        (g.requests, t.requests),
+        "every request sent is recorded"
+    );
+    assert!(!genre_sends.is_empty() && !tag_sends.is_empty());
+    assert_eq!(interval, std::time::Duration::from_millis(200));
+    for (i, gap) in gaps.iter().enumerate() {
+        assert!(
+            *gap >= interval,
+            "sends {i} ({}) and {} ({}) only {gap:?} apart",
+            sends[i].1,
+            i + 1,
+            sends[i + 1].1
+        );
+    }
     sandbox.shutdown().await;
 }

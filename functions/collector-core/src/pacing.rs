@@ -2,37 +2,139 @@
 //! application ID — Genre and Tag running at the same time in two Lambdas, a manual
 //! rerun overlapping a scheduled run, or two jobs in one local process.
 //!
-//! Right before each request a process claims the budget (`etl_rate_slots`, one row per
-//! application ID, keyed by a hash of it) with one atomic UPDATE that succeeds only when
-//! the last claim is at least `1 / RAKUTEN_REQUESTS_PER_SECOND` old on the database
-//! server's clock; otherwise it sleeps until then and tries again. Claiming immediately
-//! before sending (rather than booking a future slot and sleeping towards it) means a
-//! process that wakes late cannot squeeze the next request in behind it: consecutive
-//! requests of all claimants together stay at least one interval apart. If the database
-//! cannot be reached the pacer logs a warning and falls back to the process-local
-//! limiter alone (the client always applies that one too).
+//! **Send windows, booked in one round trip.** `etl_rate_slots` keeps, per application
+//! ID (keyed by a hash of it), the end of the last *send window* handed out. A request
+//! books the next window with one atomic upsert:
+//! `slot = greatest(last_end + interval, now)`, `end = slot + window`, on the database
+//! server's clock, and returns `slot`, `end` and that `now`. The process maps them onto
+//! its own monotonic clock: it may send from `reply_received + (slot - now)` (the server
+//! read `now` before the reply arrived, so this is never early) until
+//! `query_sent + (end - now)` (the server read `now` after the query left, so this is
+//! never late). Any two requests then go out at least one interval apart, whatever the
+//! database round-trip time: the next window opens one interval after this one closes.
+//! The client checks the deadline at the moment it sends; a process that woke up late
+//! hands its window back (`missed`) and books again: when nobody booked after it, the
+//! database gives it a window starting now (or at its old start, if that is still to
+//! come: that one was already clear of the previous request), otherwise one after the
+//! last. The window adapts to the measured
+//! round-trip time, so a slow database widens it instead of missing every time. The
+//! client reports each send ([`Pacer::sent`]); when this process's window is still the
+//! last booked, its next window is spaced from that send rather than from the window's
+//! end, so a process running alone does not pay for the window's slack.
+//!
+//! **One connection.** The pacer uses the job's connection (the `AppContext` slot): it
+//! takes the connection between the job's statements and never inside a transaction. If
+//! the job holds it for longer than [`SHARED_WAIT`], the pacer opens a spare connection
+//! of its own (once, lazily), so a cold start opens exactly one.
+//!
+//! If the database cannot be reached the pacer logs a warning, paces within this process
+//! only (the client's own limiter) and tries the database again after [`DB_RETRY_AFTER`].
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rakuten_client::Pacer;
+use rakuten_client::{Pacer, Slot};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
 use crate::db::{self, Db};
 
+/// Default send window: room for the wake-up delay of a busy host. Each window costs
+/// its length once in throughput (windows are one interval apart).
+pub const DEFAULT_WINDOW: Duration = Duration::from_millis(10);
+/// Widest window the pacer widens to (a database slower than this per round trip
+/// cannot pace anything usefully).
+const MAX_WINDOW: Duration = Duration::from_secs(2);
+/// Kept off both ends of a window: the server's clock has microsecond resolution, and
+/// server and host clocks may run a little apart.
+const MARGIN: Duration = Duration::from_millis(1);
+/// How long the pacer waits for the job's connection before using a spare one.
+pub const SHARED_WAIT: Duration = Duration::from_millis(200);
+/// After the database failed, how long to pace within this process only.
+pub const DB_RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// One atomic upsert books the next window: `$1` budget key, `$2` interval (µs), `$3`
+/// window (µs), `$4`/`$5` the end/start (µs since epoch) of a missed window of ours, if
+/// any: when it is still the last one booked, the new window starts at
+/// `greatest(now, its start)` (its start is already one interval clear of the previous
+/// window; a window can be missed before it opens, when it is too short). `$6`/`$7`: the
+/// end of our last window a request went out in and the latest server time that send
+/// can have had: when that window is still the last one booked, the next starts one
+/// interval after the send instead of after the window's end (the window's slack is
+/// then not lost). Returns the new window's end and the server's `now`, in µs since the
+/// epoch.
+const BOOK: &str = "
+WITH now AS (SELECT clock_timestamp() AS t)
+INSERT INTO etl_rate_slots AS s (budget_key, last_sent_at)
+SELECT $1, t + $3::int8 * interval '1 microsecond' FROM now
+ON CONFLICT (budget_key) DO UPDATE SET last_sent_at =
+    CASE WHEN $4::int8 IS NOT NULL
+              AND (extract(epoch FROM s.last_sent_at) * 1000000)::int8 = $4::int8
+         THEN greatest((SELECT t FROM now), 'epoch'::timestamptz + $5::int8 * interval '1 microsecond')
+         WHEN $6::int8 IS NOT NULL
+              AND (extract(epoch FROM s.last_sent_at) * 1000000)::int8 = $6::int8
+         THEN greatest((SELECT t FROM now),
+                       'epoch'::timestamptz + ($7::int8 + $2::int8) * interval '1 microsecond')
+         ELSE greatest(s.last_sent_at + $2::int8 * interval '1 microsecond', (SELECT t FROM now))
+    END + $3::int8 * interval '1 microsecond'
+RETURNING (extract(epoch FROM s.last_sent_at) * 1000000)::int8,
+          (SELECT (extract(epoch FROM t) * 1000000)::int8 FROM now)";
+
 pub struct PgPacer {
     database_url: SecretString,
     budget_key: String,
     interval: Duration,
-    conn: Mutex<Option<Arc<Db>>>,
+    base_window: Duration,
+    /// The connection the job uses too.
+    shared: Arc<Mutex<Option<Db>>>,
+    /// Opened only when the job keeps the shared one busy.
+    spare: Mutex<Option<Db>>,
+    /// Current window (µs): grows after a miss, shrinks back towards `base_window`.
+    window_us: AtomicU64,
+    /// Largest recent round trip (µs), decaying.
+    rtt_us: AtomicU64,
+    /// Until when the database is not tried (µs since `epoch`), after a failure.
+    down_until_us: AtomicU64,
+    warned: AtomicBool,
+    epoch: Instant,
+    /// Round trips made (for tests and the benchmark: at most one per request unless a
+    /// window was missed).
+    round_trips: AtomicU64,
+    /// Windows handed back because the client woke up after their deadline.
+    missed: AtomicU64,
+    /// Recent windows' (end, local instant the booking query left, server `now`), to map
+    /// a send instant onto the server's clock.
+    anchors: std::sync::Mutex<std::collections::VecDeque<(i64, Instant, i64)>>,
+    /// (window end, latest server time of the send) of our last window used.
+    last_send: std::sync::Mutex<Option<(i64, i64)>>,
 }
 
+/// Windows remembered for [`Pacer::sent`] (more than requests in flight at once).
+const ANCHORS: usize = 16;
+
 impl PgPacer {
+    /// A pacer with a database connection of its own (opened on first use).
     pub fn new(
+        database_url: SecretString,
+        application_id: &SecretString,
+        requests_per_second: f64,
+    ) -> Self {
+        Self::sharing(
+            Arc::new(Mutex::new(None)),
+            database_url,
+            application_id,
+            requests_per_second,
+        )
+    }
+
+    /// A pacer using `shared` (the job's connection slot; connected on first use by
+    /// whichever side needs it first).
+    pub fn sharing(
+        shared: Arc<Mutex<Option<Db>>>,
         database_url: SecretString,
         application_id: &SecretString,
         requests_per_second: f64,
@@ -42,72 +144,190 @@ impl PgPacer {
             database_url,
             budget_key: format!("app-{}", &hex::encode(digest)[..16]),
             interval: Duration::from_secs_f64(1.0 / requests_per_second),
-            conn: Mutex::new(None),
+            base_window: DEFAULT_WINDOW,
+            shared,
+            spare: Mutex::new(None),
+            window_us: AtomicU64::new(DEFAULT_WINDOW.as_micros() as u64),
+            rtt_us: AtomicU64::new(0),
+            down_until_us: AtomicU64::new(0),
+            warned: AtomicBool::new(false),
+            epoch: Instant::now(),
+            round_trips: AtomicU64::new(0),
+            missed: AtomicU64::new(0),
+            anchors: Default::default(),
+            last_send: Default::default(),
         }
+    }
+
+    /// Sets the base send window (clamped to 1 ms..=2 s).
+    pub fn with_window(mut self, window: Duration) -> Self {
+        let w = window.clamp(Duration::from_millis(1), MAX_WINDOW);
+        self.base_window = w;
+        self.window_us = AtomicU64::new(w.as_micros() as u64);
+        self
     }
 
     pub fn budget_key(&self) -> &str {
         &self.budget_key
     }
 
-    async fn connection(&self) -> Result<Arc<Db>, db::DbError> {
-        let mut guard = self.conn.lock().await;
-        if let Some(c) = guard.as_ref().filter(|c| !c.client.is_closed()) {
-            return Ok(Arc::clone(c));
-        }
-        let c = Arc::new(db::connect(&self.database_url).await?);
-        *guard = Some(Arc::clone(&c));
-        Ok(c)
+    /// The smallest gap between two sends on this budget.
+    pub fn interval(&self) -> Duration {
+        self.interval
     }
 
-    /// Tries to claim the budget now; `None` when claimed, else how long until it may be.
-    async fn try_claim(&self) -> Result<Option<Duration>, db::DbError> {
-        let conn = self.connection().await?;
-        let secs = self.interval.as_secs_f64();
-        let row = conn
-            .client
-            .query_one(
-                "WITH seed AS (
-                     INSERT INTO etl_rate_slots (budget_key, last_sent_at) VALUES ($1, 'epoch')
-                     ON CONFLICT (budget_key) DO NOTHING
-                 ), claim AS (
-                     UPDATE etl_rate_slots SET last_sent_at = clock_timestamp()
-                     WHERE budget_key = $1 AND last_sent_at <= clock_timestamp() - make_interval(secs => $2)
-                     RETURNING 1
-                 )
-                 SELECT EXISTS (SELECT 1 FROM claim),
-                        coalesce(extract(epoch FROM (SELECT last_sent_at FROM etl_rate_slots WHERE budget_key = $1)
-                                 + make_interval(secs => $2) - clock_timestamp())::float8, 0)",
-                &[&self.budget_key, &secs],
-            )
-            .await?;
-        if row.get::<_, bool>(0) {
-            return Ok(None);
-        }
-        Ok(Some(Duration::from_secs_f64(row.get::<_, f64>(1).max(0.0))))
+    /// Database round trips made so far.
+    pub fn round_trips(&self) -> u64 {
+        self.round_trips.load(Ordering::Relaxed)
     }
 
-    async fn claim(&self) -> Result<(), db::DbError> {
-        loop {
-            match self.try_claim().await? {
-                None => return Ok(()),
-                // A little jitter so claimants woken together do not collide again.
-                Some(wait) => {
-                    let jitter = Duration::from_millis(rand::random::<u64>() % 5 + 1);
-                    tokio::time::sleep(wait + jitter).await;
-                }
+    /// Windows handed back (missed) so far.
+    pub fn missed(&self) -> u64 {
+        self.missed.load(Ordering::Relaxed)
+    }
+
+    fn window(&self, missed: bool) -> Duration {
+        let base = self.base_window.as_micros() as u64;
+        let rtt = self.rtt_us.load(Ordering::Relaxed);
+        let current = self.window_us.load(Ordering::Relaxed);
+        // After a miss double it; otherwise decay towards the base. Always leave room
+        // for twice the recent round trip (the part of the window the mapping uses up).
+        let next = if missed {
+            current.saturating_mul(2)
+        } else {
+            (current * 7 / 8).max(base)
+        };
+        let next = next
+            .max(base + 2 * rtt + 2 * MARGIN.as_micros() as u64)
+            .min(MAX_WINDOW.as_micros() as u64);
+        self.window_us.store(next, Ordering::Relaxed);
+        Duration::from_micros(next)
+    }
+
+    async fn book(&self, missed: Option<&Slot>) -> Result<Slot, db::DbError> {
+        let window = self.window(missed.is_some());
+        let held_end: Option<i64> = missed.and_then(|s| s.token).map(|(_, end)| end);
+        let held_start: Option<i64> = missed.and_then(|s| s.token).map(|(start, _)| start);
+        let interval_us = self.interval.as_micros() as i64;
+        let window_us = window.as_micros() as i64;
+        let last = *self.last_send.lock().unwrap_or_else(|e| e.into_inner());
+        let (last_end, last_upper) = (last.map(|l| l.0), last.map(|l| l.1));
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
+            &self.budget_key,
+            &interval_us,
+            &window_us,
+            &held_end,
+            &held_start,
+            &last_end,
+            &last_upper,
+        ];
+        // The job's connection when it is free (or soon), else the spare one.
+        let shared = match self.shared.try_lock() {
+            Ok(g) => Some(g),
+            Err(_) => tokio::time::timeout(SHARED_WAIT, self.shared.lock())
+                .await
+                .ok(),
+        };
+        let (sent, row, received) = match shared {
+            Some(mut guard) => self.query(&mut guard, &params).await?,
+            None => self.query(&mut *self.spare.lock().await, &params).await?,
+        };
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        let rtt = (received - sent).as_micros() as u64;
+        let prev = self.rtt_us.load(Ordering::Relaxed);
+        self.rtt_us
+            .store(rtt.max(prev - prev / 8), Ordering::Relaxed);
+
+        let end_us: i64 = row.get(0);
+        let now_us: i64 = row.get(1);
+        let start_us = end_us - window.as_micros() as i64;
+        let opens_in = Duration::from_micros(start_us.saturating_sub(now_us).max(0) as u64);
+        let closes_in = Duration::from_micros(end_us.saturating_sub(now_us).max(0) as u64);
+        let not_before = received + opens_in + MARGIN;
+        // `checked_sub` fails only when the window is shorter than the margin; then the
+        // deadline is already past and the client books again with a wider window.
+        let deadline = (sent + closes_in).checked_sub(MARGIN).unwrap_or(sent);
+        {
+            let mut anchors = self.anchors.lock().unwrap_or_else(|e| e.into_inner());
+            if anchors.len() >= ANCHORS {
+                anchors.pop_front();
             }
+            anchors.push_back((end_us, sent, now_us));
         }
+        Ok(Slot {
+            not_before,
+            deadline: Some(deadline),
+            token: Some((start_us, end_us)),
+        })
+    }
+
+    /// Runs the booking on `conn` (connecting it first when needed); returns the local
+    /// instants around the round trip with the row.
+    async fn query(
+        &self,
+        conn: &mut Option<Db>,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<(Instant, tokio_postgres::Row, Instant), db::DbError> {
+        if conn.as_ref().is_none_or(|d| d.client.is_closed()) {
+            *conn = Some(db::connect(&self.database_url).await?);
+        }
+        let client = &conn.as_ref().expect("connected above").client;
+        let sent = Instant::now();
+        let row = client.query_one(BOOK, params).await?;
+        let received = Instant::now();
+        Ok((sent, row, received))
+    }
+
+    fn now_us(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
     }
 }
 
 impl Pacer for PgPacer {
-    fn wait(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+    fn sent(&self, slot: &Slot, at: Instant) {
+        let Some((_, end)) = slot.token else { return };
+        let anchor = self
+            .anchors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|a| a.0 == end)
+            .copied();
+        if let Some((_, sent, now_us)) = anchor {
+            // The server read `now` after `sent`: this bound is never early.
+            let upper = now_us + at.saturating_duration_since(sent).as_micros() as i64;
+            let mut last = self.last_send.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_none_or(|l| l.0 < end) {
+                *last = Some((end, upper));
+            }
+        }
+    }
+
+    fn reserve<'a>(
+        &'a self,
+        missed: Option<&'a Slot>,
+    ) -> Pin<Box<dyn Future<Output = Slot> + Send + 'a>> {
         Box::pin(async move {
-            match self.claim().await {
-                Ok(()) => {}
+            if missed.is_some() {
+                self.missed.fetch_add(1, Ordering::Relaxed);
+            }
+            if self.now_us() < self.down_until_us.load(Ordering::Relaxed) {
+                return Slot::unpaced();
+            }
+            match self.book(missed).await {
+                Ok(slot) => {
+                    if self.warned.swap(false, Ordering::Relaxed) {
+                        tracing::info!("shared request budget reachable again");
+                    }
+                    slot
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "shared request budget unavailable; pacing within this process only")
+                    let until = self.now_us() + DB_RETRY_AFTER.as_micros() as u64;
+                    self.down_until_us.store(until, Ordering::Relaxed);
+                    if !self.warned.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(error = %e, retry_in_s = DB_RETRY_AFTER.as_secs(), "shared request budget unavailable; pacing within this process only");
+                    }
+                    Slot::unpaced()
                 }
             }
         })

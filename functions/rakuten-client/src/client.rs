@@ -1,19 +1,20 @@
 //! The paced, retrying HTTP client.
 
-use std::num::NonZeroU32;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable};
 use bytes::Bytes;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use reqwest::header::{HeaderMap, HeaderValue, ORIGIN, REFERER};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ORIGIN, REFERER, RETRY_AFTER};
 use secrecy::ExposeSecret;
 use serde::Serialize;
 use url::Url;
 
-use crate::config::ClientConfig;
+use crate::config::{AccessKeyIn, ClientConfig};
 use crate::error::ApiError;
 use crate::models::{
     parse_error_body, parse_genre, parse_item_search, parse_ranking, parse_tags, GenreResponse,
@@ -72,6 +73,20 @@ pub struct ClientStats {
     pub server_errors: u64,
     /// Requests that timed out.
     pub timeouts: u64,
+    /// HTTP 200 answers whose body could not be parsed.
+    pub malformed: u64,
+}
+
+/// One request the client sent: the instant it handed the request to the HTTP stack,
+/// taken at the moment the pacing check passed (see [`RakutenClient::sent_requests`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentRequest {
+    /// When it was sent.
+    pub at: Instant,
+    /// Credential-free label, e.g. `ranking genreId=0 page=3`.
+    pub unit: String,
+    /// 1 for the first try of the unit, 2 for its first retry, …
+    pub attempt: u32,
 }
 
 /// A successful call: the raw body plus its parsed form.
@@ -99,6 +114,7 @@ struct Counters {
     throttled: AtomicU64,
     server_errors: AtomicU64,
     timeouts: AtomicU64,
+    malformed: AtomicU64,
 }
 
 impl Counters {
@@ -109,6 +125,7 @@ impl Counters {
             throttled: self.throttled.load(Ordering::Relaxed),
             server_errors: self.server_errors.load(Ordering::Relaxed),
             timeouts: self.timeouts.load(Ordering::Relaxed),
+            malformed: self.malformed.load(Ordering::Relaxed),
         }
     }
 }
@@ -116,16 +133,63 @@ impl Counters {
 struct Inner {
     http: reqwest::Client,
     config: ClientConfig,
-    limiter: DefaultDirectRateLimiter,
+    /// Smallest gap between two sends of this client and its clones (`1 / rate`).
+    interval: Duration,
+    gate: Mutex<Gate>,
     pacer: Option<Arc<dyn Pacer>>,
     stats: Counters,
 }
 
+/// The process-local limiter. Its check and its record happen under one lock with one
+/// `Instant::now()`, so the recorded send instants are exactly what it spaced (a
+/// limiter crate would space its own admission instants, not the send instants).
+#[derive(Default)]
+struct Gate {
+    last_sent: Option<Instant>,
+    log: VecDeque<SentRequest>,
+}
+
+/// A send slot granted by a [`Pacer`]: the client sends within `not_before..=deadline`,
+/// or, past the deadline (it woke up late), hands the slot back through
+/// [`Pacer::reserve`] and gets a new one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slot {
+    /// Not sent before this instant.
+    pub not_before: Instant,
+    /// Not sent after this instant; `None` = no limit (e.g. the pacer fell back to the
+    /// process-local limiter).
+    pub deadline: Option<Instant>,
+    /// The pacer's own identification of the slot (e.g. its start and end on the
+    /// pacer's clock), given back with a missed slot.
+    pub token: Option<(i64, i64)>,
+}
+
+impl Slot {
+    /// A slot open now and without deadline: what a pacer returns when it cannot pace.
+    pub fn unpaced() -> Self {
+        Slot {
+            not_before: Instant::now(),
+            deadline: None,
+            token: None,
+        }
+    }
+}
+
 /// A request budget shared beyond this process (e.g. by every Lambda using one
-/// application ID). `wait` returns when this process may send its next request; it is
-/// awaited before every HTTP attempt, after the client's own limiter.
+/// application ID). The client asks for a slot before every HTTP attempt and sends
+/// inside it; the process-local limiter applies as well.
 pub trait Pacer: Send + Sync {
-    fn wait(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>;
+    /// Reserves the next send slot. `missed` is a slot this caller reserved earlier and
+    /// could not use before its deadline.
+    fn reserve<'a>(
+        &'a self,
+        missed: Option<&'a Slot>,
+    ) -> Pin<Box<dyn Future<Output = Slot> + Send + 'a>>;
+
+    /// Told when a request went out in `slot`, at `at` (the recorded send instant), so
+    /// the pacer can space the next request from the send rather than from the end of
+    /// the slot. Must not block.
+    fn sent(&self, _slot: &Slot, _at: Instant) {}
 }
 
 /// Rakuten Ichiba API client. Cheap to clone; clones share the connection
@@ -151,10 +215,19 @@ enum AttemptError {
         status: u16,
         code: Option<String>,
         message: Option<String>,
+        /// `Retry-After` of a 429, in seconds.
+        retry_after: Option<Duration>,
     },
     Timeout,
     Transport {
         detail: String,
+        retryable: bool,
+    },
+    /// A 200 whose body did not parse; retryable when it is not JSON at all (cut short
+    /// in transit), not when it is well-formed JSON of the wrong shape or an error body.
+    Malformed {
+        detail: String,
+        body: Bytes,
         retryable: bool,
     },
 }
@@ -165,8 +238,16 @@ impl AttemptError {
             AttemptError::Status { status, .. } => *status == 429 || (500..=599).contains(status),
             AttemptError::Timeout => true,
             AttemptError::Transport { retryable, .. } => *retryable,
+            AttemptError::Malformed { retryable, .. } => *retryable,
         }
     }
+}
+
+/// `Retry-After` as delta-seconds (an HTTP date is ignored: the backoff applies).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    let secs: f64 = v.parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
 }
 
 /// The error chain of a reqwest error, without the URL (it holds the credentials).
@@ -208,9 +289,12 @@ impl RakutenClient {
                 "requests_per_second must be a positive finite number, got {rps}"
             )));
         }
-        let quota = Quota::with_period(Duration::from_secs_f64(1.0 / rps))
-            .ok_or_else(|| ApiError::invalid(format!("requests_per_second {rps} is too high")))?
-            .allow_burst(NonZeroU32::MIN);
+        let interval = Duration::try_from_secs_f64(1.0 / rps)
+            .ok()
+            .filter(|i| !i.is_zero())
+            .ok_or_else(|| {
+                ApiError::invalid(format!("requests_per_second {rps} is out of range"))
+            })?;
         if config.max_attempts == 0 {
             return Err(ApiError::invalid("max_attempts must be at least 1"));
         }
@@ -251,6 +335,13 @@ impl RakutenClient {
                 headers.insert(name, hv);
             }
         }
+        if config.access_key_in == AccessKeyIn::Header {
+            let mut hv = HeaderValue::from_str(config.access_key.expose_secret())
+                .map_err(|_| ApiError::invalid("access_key is not a valid header value"))?;
+            // Sensitive: hyper and reqwest print it as `Sensitive` in any debug output.
+            hv.set_sensitive(true);
+            headers.insert(HeaderName::from_static("accesskey"), hv);
+        }
         let http = reqwest::Client::builder()
             .user_agent(concat!("ichiba-collector/", env!("CARGO_PKG_VERSION")))
             .default_headers(headers)
@@ -261,7 +352,8 @@ impl RakutenClient {
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
-                limiter: RateLimiter::direct(quota),
+                interval,
+                gate: Mutex::new(Gate::default()),
                 pacer: None,
                 config,
                 stats: Counters::default(),
@@ -360,6 +452,20 @@ impl RakutenClient {
         self.fetch(path, params, unit, parse_tags).await
     }
 
+    /// The send instants of the last [`ClientConfig::send_log_capacity`] requests of this
+    /// client and its clones, oldest first. Consecutive ones are at least
+    /// [`RakutenClient::min_send_interval`] apart; with a shared [`Pacer`] that holds
+    /// across every client on the budget too.
+    pub fn sent_requests(&self) -> Vec<SentRequest> {
+        let gate = self.inner.gate.lock().unwrap_or_else(|e| e.into_inner());
+        gate.log.iter().cloned().collect()
+    }
+
+    /// The smallest gap between two sends: `1 / requests_per_second`.
+    pub fn min_send_interval(&self) -> Duration {
+        self.inner.interval
+    }
+
     /// A snapshot of the counters over every call of this client and its clones.
     pub fn stats(&self) -> ClientStats {
         self.inner.stats.snapshot()
@@ -397,7 +503,9 @@ impl RakutenClient {
         {
             let mut q = url.query_pairs_mut();
             q.append_pair("applicationId", cfg.application_id.expose_secret());
-            q.append_pair("accessKey", cfg.access_key.expose_secret());
+            if cfg.access_key_in == AccessKeyIn::Query {
+                q.append_pair("accessKey", cfg.access_key.expose_secret());
+            }
             q.append_pair("formatVersion", &cfg.format_version.to_string());
             if let Some(aff) = &cfg.affiliate_id {
                 q.append_pair("affiliateId", aff.expose_secret());
@@ -442,15 +550,26 @@ impl RakutenClient {
             .with_max_delay(MAX_RETRY_DELAY)
             .with_jitter()
             .with_max_times((cfg.max_attempts - 1) as usize);
+        let retry_after_cap = cfg.retry_after_cap;
         let attempts = AtomicU32::new(0);
         let attempts_ref = &attempts;
         let url_ref = &url;
         let unit_ref = unit.as_str();
 
-        let result = (|| self.attempt(url_ref, unit_ref, attempts_ref))
+        let result = (|| self.attempt(url_ref, unit_ref, attempts_ref, parse))
             .retry(backoff)
             .when(AttemptError::retryable)
-            .adjust(|_, delay| delay.map(|d| d.min(MAX_RETRY_DELAY)))
+            .adjust(|err, delay| {
+                // The server's own `Retry-After` (capped) wins over a shorter backoff.
+                let asked = match err {
+                    AttemptError::Status { retry_after, .. } => *retry_after,
+                    _ => None,
+                };
+                delay.map(|d| match asked {
+                    Some(a) => d.max(a.min(retry_after_cap)),
+                    None => d.min(MAX_RETRY_DELAY),
+                })
+            })
             .notify(|err, delay| {
                 let attempt = attempts_ref.load(Ordering::Relaxed);
                 let status = match err {
@@ -461,6 +580,7 @@ impl RakutenClient {
                     AttemptError::Status { .. } => "status",
                     AttemptError::Timeout => "timeout",
                     AttemptError::Transport { .. } => "transport",
+                    AttemptError::Malformed { .. } => "malformed",
                 };
                 tracing::warn!(
                     unit = unit_ref,
@@ -475,23 +595,26 @@ impl RakutenClient {
 
         let attempts = attempts.load(Ordering::Relaxed);
         match result {
-            Ok(body) => match parse(&body) {
-                Ok(parsed) => Ok(Fetched {
-                    body,
-                    parsed,
-                    attempts,
+            Ok((body, parsed)) => Ok(Fetched {
+                body,
+                parsed,
+                attempts,
+                unit,
+            }),
+            Err(AttemptError::Malformed { detail, body, .. }) => {
+                tracing::warn!(unit = unit.as_str(), %detail, attempts, "rakuten response malformed");
+                Err(ApiError::Malformed {
                     unit,
-                }),
-                Err(e) => {
-                    let detail = self.scrub(e.to_string());
-                    tracing::warn!(unit = unit.as_str(), %detail, "rakuten response malformed");
-                    Err(ApiError::Malformed { unit, detail })
-                }
-            },
+                    detail,
+                    attempts,
+                    body: Some(body),
+                })
+            }
             Err(AttemptError::Status {
                 status,
                 code,
                 message,
+                ..
             }) => Err(ApiError::Http {
                 unit,
                 status,
@@ -508,19 +631,87 @@ impl RakutenClient {
         }
     }
 
-    /// One paced HTTP attempt. `Ok` only for a 200 with its whole body read.
-    async fn attempt(
+    /// Waits until this process may send (the shared pacer's slot, if any, and the
+    /// process-local spacing), records the send instant and returns it. The check and
+    /// the record are one step under the gate's lock, so the recorded instants are the
+    /// ones the spacing guarantee is about; a wake-up past the slot's deadline gives the
+    /// slot back instead of sending late.
+    async fn pace(&self, unit: &str, attempt: u32) -> Instant {
+        enum Next {
+            Sent(Instant),
+            Wait(Instant),
+            Missed,
+        }
+        let inner = &*self.inner;
+        let mut slot: Option<Slot> = None;
+        let mut missed: Option<Slot> = None;
+        loop {
+            if slot.is_none() {
+                if let Some(p) = &inner.pacer {
+                    slot = Some(p.reserve(missed.as_ref()).await);
+                    missed = None;
+                }
+            }
+            let next = {
+                let mut gate = inner.gate.lock().unwrap_or_else(|e| e.into_inner());
+                let now = Instant::now();
+                let local = gate.last_sent.map(|t| t + inner.interval);
+                let opens = slot.as_ref().map(|s| s.not_before);
+                let at = local.into_iter().chain(opens).max();
+                // Past the deadline, or unable to open before it: give the slot back.
+                if slot
+                    .as_ref()
+                    .and_then(|s| s.deadline)
+                    .is_some_and(|d| now > d || at.is_some_and(|at| at > d))
+                {
+                    Next::Missed
+                } else if let Some(at) = at.filter(|&at| now < at) {
+                    Next::Wait(at)
+                } else {
+                    gate.last_sent = Some(now);
+                    let cap = inner.config.send_log_capacity;
+                    if cap > 0 {
+                        while gate.log.len() >= cap {
+                            gate.log.pop_front();
+                        }
+                        gate.log.push_back(SentRequest {
+                            at: now,
+                            unit: unit.to_string(),
+                            attempt,
+                        });
+                    }
+                    Next::Sent(now)
+                }
+            };
+            match next {
+                Next::Sent(at) => {
+                    if let (Some(p), Some(s)) = (&inner.pacer, &slot) {
+                        p.sent(s, at);
+                    }
+                    return at;
+                }
+                Next::Wait(at) => tokio::time::sleep_until(at.into()).await,
+                Next::Missed => {
+                    tracing::debug!(unit, attempt, "send slot missed; reserving another");
+                    missed = slot.take();
+                }
+            }
+        }
+    }
+
+    /// One paced HTTP attempt. `Ok` only for a 200 whose whole body was read and parsed.
+    async fn attempt<T>(
         &self,
         url: &Url,
         unit: &str,
         attempts: &AtomicU32,
-    ) -> Result<Bytes, AttemptError> {
+        parse: fn(&[u8]) -> Result<T, serde_json::Error>,
+    ) -> Result<(Bytes, T), AttemptError> {
         let inner = &self.inner;
-        inner.limiter.until_ready().await;
-        if let Some(pacer) = &inner.pacer {
-            pacer.wait().await;
-        }
-        let n = attempts.fetch_add(1, Ordering::Relaxed) + 1;
+        let n = attempts.load(Ordering::Relaxed) + 1;
+        self.pace(unit, n).await;
+        // Counted when sent, in the same step as the send record.
+        attempts.store(n, Ordering::Relaxed);
         self.count(|c| &c.requests);
         if n > 1 {
             self.count(|c| &c.retries);
@@ -535,9 +726,23 @@ impl RakutenClient {
                 .await
                 .map_err(classify_reqwest)?;
             let status = resp.status().as_u16();
+            let retry_after = (status == 429)
+                .then(|| retry_after(resp.headers()))
+                .flatten();
             let body = resp.bytes().await;
             if status == 200 {
-                return body.map_err(classify_reqwest);
+                let body = body.map_err(classify_reqwest)?;
+                return match parse(&body) {
+                    Ok(parsed) => Ok((body, parsed)),
+                    Err(e) => Err(AttemptError::Malformed {
+                        retryable: matches!(
+                            e.classify(),
+                            serde_json::error::Category::Syntax | serde_json::error::Category::Eof
+                        ),
+                        detail: self.scrub(e.to_string()),
+                        body,
+                    }),
+                };
             }
             let (code, message) = body
                 .ok()
@@ -547,6 +752,7 @@ impl RakutenClient {
                 status,
                 code: code.map(|c| self.scrub(c)),
                 message: message.map(|m| self.scrub(m)),
+                retry_after,
             })
         }
         .await;
@@ -561,6 +767,9 @@ impl RakutenClient {
             }
             Err(AttemptError::Timeout) => {
                 self.count(|c| &c.timeouts);
+            }
+            Err(AttemptError::Malformed { .. }) => {
+                self.count(|c| &c.malformed);
             }
             Err(AttemptError::Transport { detail, .. }) => {
                 // The detail never holds the URL, but scrub defensively.

@@ -32,6 +32,17 @@ impl Default for Endpoints {
     }
 }
 
+/// Where the access key travels.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AccessKeyIn {
+    /// The `accessKey` request header (marked sensitive): the key is in no URL, so
+    /// proxy logs, error texts and traces that show URLs never carry it.
+    #[default]
+    Header,
+    /// The `accessKey` query parameter, for gateways that do not read the header.
+    Query,
+}
+
 /// Everything [`crate::RakutenClient::new`] needs. `Debug` redacts the secrets.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -41,8 +52,10 @@ pub struct ClientConfig {
     pub endpoints: Endpoints,
     /// Application id (`applicationId` query parameter).
     pub application_id: SecretString,
-    /// Access key (`accessKey` query parameter).
+    /// Access key (`accessKey` header or query parameter, see [`ClientConfig::access_key_in`]).
     pub access_key: SecretString,
+    /// Where the access key is sent. Default [`AccessKeyIn::Header`].
+    pub access_key_in: AccessKeyIn,
     /// Sent as the `Referer` header when set.
     pub referer: Option<String>,
     /// Sent as the `Origin` header when set.
@@ -51,7 +64,8 @@ pub struct ClientConfig {
     pub affiliate_id: Option<SecretString>,
     /// `formatVersion`, 1 or 2.
     pub format_version: u8,
-    /// Pacing shared by every call of the client and its clones.
+    /// Pacing shared by every call of the client and its clones: consecutive sends are
+    /// at least `1 / requests_per_second` apart (see [`crate::Pacer`] for other processes).
     pub requests_per_second: f64,
     /// Total tries per call (1 = no retry).
     pub max_attempts: u32,
@@ -59,18 +73,24 @@ pub struct ClientConfig {
     pub retry_base_delay: Duration,
     /// Per-request timeout (connect + response + body).
     pub timeout: Duration,
+    /// Longest `Retry-After` (on a 429) the client honours; a longer one is cut to this.
+    pub retry_after_cap: Duration,
+    /// How many send records [`crate::RakutenClient::sent_requests`] keeps (the newest).
+    pub send_log_capacity: usize,
 }
 
 impl ClientConfig {
     /// A config with the given host and credentials and defaults for the rest:
     /// default endpoints, no Referer/Origin/affiliate id, formatVersion 2,
-    /// 0.95 requests/s, 4 attempts, 1 s base retry delay, 20 s timeout.
+    /// 0.95 requests/s, 4 attempts, 1 s base retry delay, 20 s timeout, access key in
+    /// the header, `Retry-After` honoured up to 30 s, the last 1024 sends recorded.
     pub fn new(base_url: Url, application_id: SecretString, access_key: SecretString) -> Self {
         Self {
             base_url,
             endpoints: Endpoints::default(),
             application_id,
             access_key,
+            access_key_in: AccessKeyIn::Header,
             referer: None,
             origin: None,
             affiliate_id: None,
@@ -79,6 +99,8 @@ impl ClientConfig {
             max_attempts: 4,
             retry_base_delay: Duration::from_secs(1),
             timeout: Duration::from_secs(20),
+            retry_after_cap: Duration::from_secs(30),
+            send_log_capacity: 1024,
         }
     }
 

@@ -4,10 +4,11 @@
 //! units are credential-free labels, transport details come from
 //! `reqwest::Error::without_url()`, and server-sent texts are scrubbed.
 
+use bytes::Bytes;
 use serde::Serialize;
 
-/// A failed API call.
-#[derive(Debug, thiserror::Error)]
+/// A failed API call. `Debug` shows a malformed body's length, not its bytes.
+#[derive(thiserror::Error)]
 pub enum ApiError {
     /// A non-retryable status (4xx other than 429, or another non-200), or 429/5xx
     /// still failing when the attempts ran out.
@@ -45,13 +46,19 @@ pub enum ApiError {
         /// Error chain without the URL.
         detail: String,
     },
-    /// HTTP 200, but the body could not be parsed (or was an error body).
-    #[error("{unit}: malformed response: {detail}")]
+    /// HTTP 200, but the body could not be parsed (or was an error body). A body that is
+    /// not JSON at all (cut short) is retried like a 5xx; this is the last one.
+    #[error("{unit}: malformed response after {attempts} attempt(s): {detail}")]
     Malformed {
         /// What was requested.
         unit: String,
-        /// Why the body was rejected.
+        /// Why the body was rejected (scrubbed of credentials).
         detail: String,
+        /// Requests sent for this unit.
+        attempts: u32,
+        /// The last body received, byte for byte, so the caller can keep it as evidence
+        /// (e.g. under a quarantine key). Never part of `Display`.
+        body: Option<Bytes>,
     },
     /// A caller error caught before sending, or an invalid `ClientConfig`.
     #[error("invalid request: {detail}")]
@@ -59,6 +66,59 @@ pub enum ApiError {
         /// What is wrong.
         detail: String,
     },
+}
+
+impl std::fmt::Debug for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApiError::Http {
+                unit,
+                status,
+                code,
+                message,
+                attempts,
+            } => f
+                .debug_struct("Http")
+                .field("unit", unit)
+                .field("status", status)
+                .field("code", code)
+                .field("message", message)
+                .field("attempts", attempts)
+                .finish(),
+            ApiError::Timeout { unit, attempts } => f
+                .debug_struct("Timeout")
+                .field("unit", unit)
+                .field("attempts", attempts)
+                .finish(),
+            ApiError::Transport {
+                unit,
+                attempts,
+                detail,
+            } => f
+                .debug_struct("Transport")
+                .field("unit", unit)
+                .field("attempts", attempts)
+                .field("detail", detail)
+                .finish(),
+            // The body is server-sent and unscrubbed (it is evidence): show its size only.
+            ApiError::Malformed {
+                unit,
+                detail,
+                attempts,
+                body,
+            } => f
+                .debug_struct("Malformed")
+                .field("unit", unit)
+                .field("detail", detail)
+                .field("attempts", attempts)
+                .field("body_len", &body.as_ref().map(Bytes::len))
+                .finish(),
+            ApiError::InvalidRequest { detail } => f
+                .debug_struct("InvalidRequest")
+                .field("detail", detail)
+                .finish(),
+        }
+    }
 }
 
 fn describe(code: &Option<String>, message: &Option<String>) -> String {
@@ -124,6 +184,25 @@ impl ApiError {
             ApiError::Transport { .. } => ErrorKind::Transport,
             ApiError::Malformed { .. } => ErrorKind::Malformed,
             ApiError::InvalidRequest { .. } => ErrorKind::InvalidRequest,
+        }
+    }
+
+    /// Requests sent for the unit (0 for an invalid request).
+    pub fn attempts(&self) -> u32 {
+        match self {
+            ApiError::Http { attempts, .. }
+            | ApiError::Timeout { attempts, .. }
+            | ApiError::Transport { attempts, .. }
+            | ApiError::Malformed { attempts, .. } => *attempts,
+            ApiError::InvalidRequest { .. } => 0,
+        }
+    }
+
+    /// The last malformed body, for [`ApiError::Malformed`].
+    pub fn malformed_body(&self) -> Option<&Bytes> {
+        match self {
+            ApiError::Malformed { body, .. } => body.as_ref(),
+            _ => None,
         }
     }
 

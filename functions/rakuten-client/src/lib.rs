@@ -16,9 +16,10 @@ mod lenient;
 pub mod models;
 
 pub use client::{
-    ClientStats, Fetched, Pacer, RakutenClient, RankingQuery, MAX_RANKING_PAGE, MAX_TAG_IDS,
+    ClientStats, Fetched, Pacer, RakutenClient, RankingQuery, SentRequest, Slot, MAX_RANKING_PAGE,
+    MAX_TAG_IDS,
 };
-pub use config::{ClientConfig, Endpoints, DEFAULT_BASE_URL};
+pub use config::{AccessKeyIn, ClientConfig, Endpoints, DEFAULT_BASE_URL};
 pub use error::{ApiError, ErrorKind};
 pub use models::{
     parse_error_body, parse_genre, parse_item_search, parse_ranking, parse_tags, GenreNode,

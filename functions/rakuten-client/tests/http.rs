@@ -3,7 +3,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rakuten_client::{ApiError, ClientConfig, ErrorKind, RakutenClient, RankingQuery};
+use rakuten_client::{
+    AccessKeyIn, ApiError, ClientConfig, ErrorKind, Pacer, RakutenClient, RankingQuery, Slot,
+};
 use secrecy::SecretString;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -19,12 +21,15 @@ const RANKING_BODY: &str = r#"{"title":"t","Items":[{"rank":2,"itemCode":"s:2","
 struct Reply {
     status: Option<u16>,
     body: String,
+    /// Extra header lines, each ending in `\r\n`.
+    headers: String,
 }
 
 fn reply(status: u16, body: &str) -> Reply {
     Reply {
         status: Some(status),
         body: body.to_string(),
+        headers: String::new(),
     }
 }
 
@@ -72,8 +77,9 @@ async fn serve(script: Vec<Reply>) -> Server {
                     return;
                 };
                 let resp = format!(
-                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{}",
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{}connection: close\r\n\r\n{}",
                     r.body.len(),
+                    r.headers,
                     r.body
                 );
                 let _ = sock.write_all(resp.as_bytes()).await;
@@ -143,9 +149,18 @@ async fn ranking_request_shape_and_parse() {
         line.starts_with("GET /ichibaranking/api/IchibaItem/Ranking/20220601?"),
         "{line}"
     );
+    // The access key travels in the header by default: in no URL.
+    assert!(!line.contains("accessKey"), "{line}");
+    assert!(!line.contains(ACCESS_KEY), "{line}");
+    assert!(
+        head.to_ascii_lowercase().contains(&format!(
+            "\r\naccesskey: {}\r\n",
+            ACCESS_KEY.to_ascii_lowercase()
+        )),
+        "{head}"
+    );
     for part in [
         "applicationId=APPID-SECRET-123",
-        "accessKey=pk_SECRET_456",
         "formatVersion=2",
         "affiliateId=AFF-SECRET-789",
         "genreId=0",
@@ -379,13 +394,107 @@ async fn server_echoing_credentials_is_scrubbed() {
 }
 
 #[tokio::test]
-async fn malformed_200_is_not_retried() {
-    let server = serve(vec![reply(200, r#"{"Items": "nope"#)]).await;
+async fn access_key_in_query_when_asked() {
+    let server = serve(vec![reply(200, RANKING_BODY)]).await;
+    let mut cfg = config(server.base.clone());
+    cfg.access_key_in = AccessKeyIn::Query;
+    let c = RakutenClient::new(cfg).unwrap();
+    let got = c.ranking(&q(0, 1)).await.unwrap();
+    assert!(!got.unit.contains(ACCESS_KEY));
+    let head = &server.requests()[0];
+    assert!(
+        head.lines()
+            .next()
+            .unwrap()
+            .contains("accessKey=pk_SECRET_456"),
+        "{head}"
+    );
+    assert!(
+        !head.to_ascii_lowercase().contains("\r\naccesskey:"),
+        "{head}"
+    );
+}
+
+#[tokio::test]
+async fn key_in_no_url_and_no_unit_by_default() {
+    let server = serve(vec![
+        reply(200, RANKING_BODY),
+        reply(200, r#"{"count":0,"page":1,"hits":0,"pageCount":0}"#),
+        reply(
+            200,
+            r#"{"current":{"genreId":1,"genreName":"x","genreLevel":1}}"#,
+        ),
+        reply(200, r#"{"tagGroups":[]}"#),
+    ])
+    .await;
+    let c = client(server.base.clone());
+    let units = [
+        c.ranking(&q(0, 1)).await.unwrap().unit,
+        c.item_by_code("shop:1").await.unwrap().unit,
+        c.genre(1).await.unwrap().unit,
+        c.tags(&[1]).await.unwrap().unit,
+    ];
+    for text in units
+        .iter()
+        .chain(c.sent_requests().iter().map(|r| &r.unit))
+    {
+        assert!(!text.contains(ACCESS_KEY), "{text}");
+    }
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 4);
+    for head in &reqs {
+        let target = head.lines().next().unwrap();
+        assert!(
+            !target.contains(ACCESS_KEY) && !target.contains("accessKey"),
+            "{target}"
+        );
+        assert_eq!(
+            head.matches(ACCESS_KEY).count(),
+            1,
+            "once, in the header: {head}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn truncated_200_is_retried_like_a_5xx() {
+    let server = serve(vec![
+        reply(200, r#"{"Items": "nope"#),
+        reply(200, RANKING_BODY),
+    ])
+    .await;
+    let c = client(server.base.clone());
+    let got = c.ranking(&q(0, 1)).await.unwrap();
+    assert_eq!(got.attempts, 2);
+    assert_eq!(&got.body[..], RANKING_BODY.as_bytes());
+    let s = c.stats();
+    assert_eq!((s.requests, s.retries, s.malformed), (2, 1, 1));
+}
+
+#[tokio::test]
+async fn malformed_200_after_every_retry_carries_the_last_body() {
+    let cut = r#"{"Items": [{"rank":1, "itemCode": "#;
+    let server = serve(vec![reply(200, cut)]).await;
     let c = client(server.base.clone());
     let err = c.ranking(&q(0, 1)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Malformed);
     assert_eq!(err.unit(), Some("ranking genreId=0 page=1"));
-    assert_eq!(server.requests().len(), 1);
+    assert_eq!(server.requests().len(), 4);
+    assert_eq!(err.attempts(), 4);
+    match &err {
+        ApiError::Malformed {
+            attempts: 4,
+            body: Some(body),
+            ..
+        } => assert_eq!(&body[..], cut.as_bytes()),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(err.malformed_body().map(|b| b.len()), Some(cut.len()));
+    let s = c.stats();
+    assert_eq!((s.requests, s.retries, s.malformed), (4, 3, 4));
+    // The body is evidence for the caller, not part of the message.
+    assert!(!err.to_string().contains("itemCode"), "{err}");
+    assert!(!format!("{err:?}").contains("itemCode"), "{err:?}");
     assert_no_secrets(&err);
 }
 
@@ -400,6 +509,48 @@ async fn error_body_with_200_is_malformed_not_empty() {
     let err = c.ranking(&q(0, 1)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Malformed);
     assert!(err.to_string().contains("page must be 1-34"), "{err}");
+    // Well-formed JSON of the wrong shape is not transient: not retried.
+    assert_eq!(server.requests().len(), 1);
+    assert_eq!(err.attempts(), 1);
+}
+
+#[tokio::test]
+async fn retry_after_on_429_is_honoured() {
+    let mut throttled = reply(
+        429,
+        r#"{"statusCode":429,"message":"Rate limit is exceeded."}"#,
+    );
+    throttled.headers = "retry-after: 1\r\n".into();
+    let server = serve(vec![throttled, reply(200, RANKING_BODY)]).await;
+    let c = client(server.base.clone()); // 10 ms base backoff
+    let got = c.ranking(&q(0, 1)).await.unwrap();
+    assert_eq!(got.attempts, 2);
+    let sent = c.sent_requests();
+    assert_eq!(sent.len(), 2);
+    let gap = sent[1].at - sent[0].at;
+    assert!(gap >= Duration::from_secs(1), "waited only {gap:?}");
+    assert_eq!(c.stats().throttled, 1);
+}
+
+#[tokio::test]
+async fn retry_after_is_capped() {
+    let mut throttled = reply(
+        429,
+        r#"{"statusCode":429,"message":"Rate limit is exceeded."}"#,
+    );
+    throttled.headers = "retry-after: 86400\r\n".into();
+    let server = serve(vec![throttled, reply(200, RANKING_BODY)]).await;
+    let mut cfg = config(server.base.clone());
+    cfg.retry_after_cap = Duration::from_millis(300);
+    let c = RakutenClient::new(cfg).unwrap();
+    // A day-long Retry-After would hang the test; the cap makes it 300 ms.
+    let got = tokio::time::timeout(Duration::from_secs(60), c.ranking(&q(0, 1)))
+        .await
+        .expect("Retry-After capped")
+        .unwrap();
+    assert_eq!(got.attempts, 2);
+    let sent = c.sent_requests();
+    assert!(sent[1].at - sent[0].at >= Duration::from_millis(300));
 }
 
 #[tokio::test]
@@ -407,6 +558,7 @@ async fn timeouts_are_retried_and_counted() {
     let server = serve(vec![Reply {
         status: None,
         body: String::new(),
+        headers: String::new(),
     }])
     .await;
     let mut cfg = config(server.base.clone());
@@ -472,33 +624,124 @@ async fn invalid_requests_are_not_sent() {
     assert_eq!(server2.requests().len(), 1);
 }
 
-#[tokio::test]
+/// Consecutive recorded send instants, as gaps.
+fn gaps(sent: &[rakuten_client::SentRequest]) -> Vec<Duration> {
+    sent.windows(2).map(|w| w[1].at - w[0].at).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pacing_holds_across_clones() {
     let server = serve(vec![reply(200, RANKING_BODY)]).await;
     let mut cfg = config(server.base.clone());
     cfg.requests_per_second = 20.0;
     let c = RakutenClient::new(cfg).unwrap();
+    assert_eq!(c.min_send_interval(), Duration::from_millis(50));
 
-    // 21 sequential requests at 20/s: 20 gaps of 50 ms.
-    let start = Instant::now();
-    for _ in 0..21 {
+    for _ in 0..11 {
         c.ranking(&q(0, 1)).await.unwrap();
     }
-    let sequential = start.elapsed();
-    assert!(sequential >= Duration::from_millis(950), "{sequential:?}");
-
-    // The same through three clones running concurrently: still paced together.
-    let start = Instant::now();
+    // The same through three clones on two threads: still paced together.
     let run = |c: RakutenClient| async move {
         for _ in 0..7 {
             c.ranking(&q(0, 1)).await.unwrap();
         }
     };
-    tokio::join!(run(c.clone()), run(c.clone()), run(c.clone()));
-    let concurrent = start.elapsed();
-    // At least 20 more 50 ms gaps (the first may reuse a slot freed since).
-    assert!(concurrent >= Duration::from_millis(950), "{concurrent:?}");
-    assert_eq!(c.stats().requests, 42);
+    let (a, b, d) = tokio::join!(
+        tokio::spawn(run(c.clone())),
+        tokio::spawn(run(c.clone())),
+        tokio::spawn(run(c.clone()))
+    );
+    a.unwrap();
+    b.unwrap();
+    d.unwrap();
+    let sent = c.sent_requests();
+    assert_eq!(sent.len(), 32);
+    assert_eq!(c.stats().requests, 32);
+    assert_eq!(server.requests().len(), 32);
+    // What the client controls: its sends, at least one interval apart, however late
+    // a busy machine wakes it.
+    for g in gaps(&sent) {
+        assert!(g >= Duration::from_millis(50), "{g:?}");
+    }
+}
+
+#[tokio::test]
+async fn send_log_is_bounded() {
+    let server = serve(vec![reply(200, RANKING_BODY)]).await;
+    let mut cfg = config(server.base.clone());
+    cfg.send_log_capacity = 3;
+    let c = RakutenClient::new(cfg).unwrap();
+    for page in 1..=5 {
+        c.ranking(&q(0, page)).await.unwrap();
+    }
+    let units: Vec<String> = c.sent_requests().into_iter().map(|r| r.unit).collect();
+    assert_eq!(
+        units,
+        [
+            "ranking genreId=0 page=3",
+            "ranking genreId=0 page=4",
+            "ranking genreId=0 page=5"
+        ]
+    );
+}
+
+/// A pacer whose first slot of each request is already over (as if the process woke up
+/// late), and whose second opens 30 ms later and stays open for a minute. Records what it was given back.
+#[derive(Default)]
+struct LatePacer {
+    handed_back: Mutex<Vec<Option<(i64, i64)>>>,
+    granted: Mutex<Vec<Slot>>,
+}
+
+impl Pacer for LatePacer {
+    fn reserve<'a>(
+        &'a self,
+        missed: Option<&'a Slot>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Slot> + Send + 'a>> {
+        Box::pin(async move {
+            self.handed_back
+                .lock()
+                .unwrap()
+                .push(missed.and_then(|m| m.token));
+            let now = Instant::now();
+            let n = self.granted.lock().unwrap().len() as i64;
+            let slot = if missed.is_none() {
+                Slot {
+                    not_before: now - Duration::from_millis(20),
+                    deadline: Some(now - Duration::from_millis(10)),
+                    token: Some((n, n)),
+                }
+            } else {
+                Slot {
+                    not_before: now + Duration::from_millis(30),
+                    deadline: Some(now + Duration::from_secs(60)),
+                    token: Some((n, n)),
+                }
+            };
+            self.granted.lock().unwrap().push(slot.clone());
+            slot
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_missed_slot_is_handed_back_not_used() {
+    let server = serve(vec![reply(200, RANKING_BODY)]).await;
+    let pacer = Arc::new(LatePacer::default());
+    let c = RakutenClient::with_pacer(config(server.base.clone()), pacer.clone()).unwrap();
+    c.ranking(&q(0, 1)).await.unwrap();
+    c.ranking(&q(0, 2)).await.unwrap();
+    assert_eq!(
+        *pacer.handed_back.lock().unwrap(),
+        [None, Some((0, 0)), None, Some((2, 2))],
+        "each late slot given back once"
+    );
+    let granted = pacer.granted.lock().unwrap().clone();
+    let sent = c.sent_requests();
+    assert_eq!(sent.len(), 2);
+    for (s, slot) in sent.iter().zip([&granted[1], &granted[3]]) {
+        assert!(s.at >= slot.not_before && s.at <= slot.deadline.unwrap());
+    }
 }
 
 #[test]

@@ -29,7 +29,8 @@ pub struct AppContext {
     pub rakuten: RakutenClient,
     pub store: Arc<dyn RawStore>,
     database_url: SecretString,
-    db: Mutex<Option<Db>>,
+    /// Shared with the pacer: one connection per process.
+    db: Arc<Mutex<Option<Db>>>,
 }
 
 impl std::fmt::Debug for AppContext {
@@ -64,8 +65,10 @@ impl AppContext {
                 .into());
             }
         };
+        let db = Arc::new(Mutex::new(None));
         let pacer = config.rakuten.shared_budget.then(|| {
-            Arc::new(PgPacer::new(
+            Arc::new(PgPacer::sharing(
+                Arc::clone(&db),
                 secrets.database_url.clone(),
                 &endpoint.application_id,
                 config.rakuten.requests_per_second,
@@ -78,7 +81,7 @@ impl AppContext {
             rakuten,
             store,
             database_url: secrets.database_url,
-            db: Mutex::new(None),
+            db,
         })
     }
 
