@@ -196,6 +196,8 @@ pub struct RakutenSettings {
     pub timeout: Duration,
     /// Pace through the request budget shared in PostgreSQL (see `pacing`); off = this process only.
     pub shared_budget: bool,
+    /// Where the access key travels: the `accessKey` header (default; in no URL) or the query.
+    pub access_key_in_query: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -312,6 +314,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("RAKUTEN_MAX_ATTEMPTS", "tries per request, retries included (default 4)"),
     ("RAKUTEN_RETRY_BASE_MS", "first backoff delay in ms, doubled per retry with jitter (default 1000)"),
     ("RAKUTEN_TIMEOUT_SECS", "per-request timeout (default 20)"),
+    ("RAKUTEN_ACCESS_KEY_IN", "header (default: the accessKey header, so the key is in no URL) or query"),
     ("RAKUTEN_SHARED_BUDGET", "postgres (default): every process on one application ID shares the rate through PostgreSQL; off: per process"),
     ("RAW_STORE", "file:///dir or s3://bucket/prefix (local default file://./.local/raw)"),
     ("RANKING_TARGETS", "comma-separated GENRE[:PERIOD] (default 0 = overall daily)"),
@@ -525,6 +528,16 @@ impl Config {
                     .then_some(())
                     .ok_or("must be between 1 and 300")
             })?),
+            access_key_in_query: match get("RAKUTEN_ACCESS_KEY_IN").as_deref() {
+                None | Some("header") => false,
+                Some("query") => true,
+                Some(other) => {
+                    return Err(ConfigError::new(
+                        "RAKUTEN_ACCESS_KEY_IN",
+                        format!("{other:?} is neither header nor query"),
+                    ))
+                }
+            },
             shared_budget: match get("RAKUTEN_SHARED_BUDGET").as_deref() {
                 None | Some("postgres") => true,
                 Some("off") => false,

@@ -121,6 +121,11 @@ fn build_client(
         genre_search: r.genre_search_path.clone(),
         tag_search: r.tag_search_path.clone(),
     };
+    cc.access_key_in = if r.access_key_in_query {
+        rakuten_client::AccessKeyIn::Query
+    } else {
+        rakuten_client::AccessKeyIn::Header
+    };
     cc.referer = r.referer.clone();
     cc.origin = r.origin.clone();
     cc.affiliate_id = affiliate_id;

@@ -257,13 +257,7 @@ pub async fn publish(ctx: &AppContext, out: &JobOutput, job_run: &JobRun) -> Res
 }
 
 pub fn failure_of(e: &ApiError, fallback_unit: &str) -> UnitFailure {
-    let tries = match e {
-        ApiError::Http { attempts, .. }
-        | ApiError::Timeout { attempts, .. }
-        | ApiError::Transport { attempts, .. } => Some(*attempts as i32),
-        ApiError::Malformed { .. } => Some(1),
-        ApiError::InvalidRequest { .. } => Some(0),
-    };
+    let tries = Some(e.attempts() as i32);
     UnitFailure {
         unit: e.unit().unwrap_or(fallback_unit).to_string(),
         error_kind: e.kind().as_str().to_string(),
