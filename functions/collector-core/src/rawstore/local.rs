@@ -213,7 +213,7 @@ fn ensure_dir(root: &Path, dir: &Path) -> std::io::Result<()> {
     }
     let mut missing = Vec::new();
     let mut d = dir;
-    while !d.is_dir() {
+    while !d.as_os_str().is_empty() && !d.is_dir() {
         missing.push(d.to_path_buf());
         match d.parent() {
             Some(p) if p.starts_with(root) || root.starts_with(p) => d = p,
@@ -230,6 +230,12 @@ fn ensure_dir(root: &Path, dir: &Path) -> std::io::Result<()> {
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    // A relative root such as `raw` has the empty path as its parent: the current dir.
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
     File::open(dir)?.sync_all()
 }
 

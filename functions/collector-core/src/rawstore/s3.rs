@@ -11,7 +11,7 @@
 use async_trait::async_trait;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::ChecksumAlgorithm;
+use aws_sdk_s3::types::{ChecksumAlgorithm, ServerSideEncryption};
 use base64_md5::{content_md5, content_sha256};
 use bytes::Bytes;
 
@@ -146,6 +146,41 @@ mod base64_md5 {
     }
 }
 
+/// The ETag of a single-part, non-KMS PUT is the stored bytes' MD5: it must be ours.
+fn check_etag(
+    key: &str,
+    body: &[u8],
+    etag: Option<&str>,
+    sse: Option<&ServerSideEncryption>,
+) -> Result<(), RawStoreError> {
+    use md5::{Digest, Md5};
+    if matches!(
+        sse,
+        Some(ServerSideEncryption::AwsKms | ServerSideEncryption::AwsKmsDsse)
+    ) {
+        return Ok(());
+    }
+    let Some(tag) = etag.map(|t| t.trim_matches('"')) else {
+        return Ok(());
+    };
+    if tag.len() != 32 || !tag.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(()); // not an MD5 ETag (another S3-compatible store's scheme)
+    }
+    let md5 = hex::encode(Md5::digest(body));
+    if tag.eq_ignore_ascii_case(&md5) {
+        Ok(())
+    } else {
+        Err(RawStoreError::S3 {
+            key: key.to_string(),
+            code: "ChecksumMismatch".into(),
+            detail: format!(
+                "S3 stored bytes with MD5 (ETag) {tag}, the bytes sent have MD5 {md5}: the \
+                 upload was damaged and the object is not trusted"
+            ),
+        })
+    }
+}
+
 /// S3's answer must carry our checksum back when it carries one.
 fn check_echo(key: &str, sent: &str, answered: Option<&str>) -> Result<(), RawStoreError> {
     match answered {
@@ -178,6 +213,7 @@ impl RawStore for S3Store {
         match result {
             Ok(out) => {
                 check_echo(key, &sha256, out.checksum_sha256())?;
+                check_etag(key, &body, out.e_tag(), out.server_side_encryption())?;
                 Ok(PutOutcome::Created)
             }
             Err(e) if e.code() == Some("PreconditionFailed") || status_of(&e) == Some(412) => {
@@ -203,11 +239,12 @@ impl RawStore for S3Store {
             .content_md5(content_md5(&body))
             .checksum_algorithm(ChecksumAlgorithm::Sha256)
             .checksum_sha256(&sha256)
-            .body(ByteStream::from(body))
+            .body(ByteStream::from(body.clone()))
             .send()
             .await
             .map_err(|e| s3_err(key, &e))?;
-        check_echo(key, &sha256, out.checksum_sha256())
+        check_echo(key, &sha256, out.checksum_sha256())?;
+        check_etag(key, &body, out.e_tag(), out.server_side_encryption())
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, RawStoreError> {
