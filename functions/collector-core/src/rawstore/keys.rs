@@ -164,7 +164,7 @@ impl RawKeys {
             return false;
         };
         // "", ".N", ".attempt-N", ".attempt-N.M"
-        let mid = mid.strip_prefix(".attempt-").map_or(mid, |r| r);
+        let mid = mid.strip_prefix(".attempt-").unwrap_or(mid);
         let mid = mid.strip_prefix('.').unwrap_or(mid);
         mid.split('.')
             .all(|p| p.is_empty() || p.bytes().all(|b| b.is_ascii_digit()))
