@@ -17,6 +17,7 @@ mod pacing;
 mod postgres_tls;
 mod ranking_job;
 mod rate_limit;
+mod raw_full_disk;
 mod s3_store;
 mod sample_events;
 mod statemachine_crosscheck;

@@ -4,6 +4,7 @@ mod job;
 mod run;
 mod sandbox;
 mod summary;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -38,6 +39,10 @@ enum Command {
     /// IsActive, Notify; progress and a summary table. Exit 1 when a job fails, 3 when
     /// another run of the environment is still going
     Run(run::RunArgs),
+    /// Check manifests against the raw store (RAW_STORE; no database): every listed object
+    /// must exist with its recorded size and SHA-256. Exit 0 when all match, 1 naming each
+    /// missing or damaged object (or when nothing matched), 2 on invalid arguments
+    Verify(verify::VerifyArgs),
 }
 
 #[derive(Subcommand)]
@@ -112,5 +117,6 @@ async fn main() -> ExitCode {
         } => job::run_tag(config, args).await,
         Command::Sandbox(args) => sandbox::serve(args).await,
         Command::Run(args) => run::run(config, args).await,
+        Command::Verify(args) => verify::run(config, args).await,
     }
 }

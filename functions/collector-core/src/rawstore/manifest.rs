@@ -1,5 +1,10 @@
 //! `manifest.json` (one per job run: what it stored, with sizes and checksums) and
 //! `latest.json` (one per env: the newest complete manifest of each job).
+//!
+//! Both are written through the store's verified writes: a manifest is stored durably and
+//! checked (size, SHA-256) or the write is an error — a 0-byte or partial manifest cannot
+//! be published. Manifests written before `kind`/`detail` existed still read: an entry
+//! without `kind` is a `response`.
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -9,6 +14,18 @@ use uuid::Uuid;
 
 use super::{PutOutcome, RawKeys, RawStore, RawStoreError};
 use crate::db::ledger::JobRun;
+
+/// What a manifest entry's object is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    /// A response body the job checked and loaded (the default: older manifests).
+    #[default]
+    Response,
+    /// A malformed response body kept as evidence under a `quarantine/` key; its unit
+    /// failed, it was never loaded, and replay skips it.
+    Quarantine,
+}
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ManifestEntry {
@@ -21,6 +38,13 @@ pub struct ManifestEntry {
     pub written_at: DateTime<Utc>,
     /// `created`, or `identical` when a rerun found the same bytes already stored.
     pub outcome: PutOutcome,
+    /// `response` or `quarantine`; absent in manifests written before quarantine existed.
+    #[serde(default)]
+    pub kind: EntryKind,
+    /// For a quarantined body: why it was rejected (e.g. `malformed JSON: EOF while
+    /// parsing at line 1 column 812 after 4 tries`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 impl ManifestEntry {
@@ -34,7 +58,29 @@ impl ManifestEntry {
             records,
             written_at: Utc::now(),
             outcome,
+            kind: EntryKind::Response,
+            detail: None,
         }
+    }
+
+    /// The entry for a malformed body stored under [`RawKeys::quarantine`]: no records,
+    /// `detail` says why it was rejected.
+    pub fn quarantine(
+        key: String,
+        unit: String,
+        body: &[u8],
+        outcome: PutOutcome,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            kind: EntryKind::Quarantine,
+            detail: Some(detail.into()),
+            ..Self::new(key, unit, body, 0, outcome)
+        }
+    }
+
+    pub fn is_quarantine(&self) -> bool {
+        self.kind == EntryKind::Quarantine
     }
 }
 
@@ -72,6 +118,35 @@ impl Manifest {
             total_records: objects.iter().map(|o| o.records).sum(),
             objects,
         }
+    }
+
+    /// Reads and parses the manifest stored under `key`; a missing, empty or unparsable
+    /// manifest is an error naming the key.
+    pub async fn read(store: &dyn RawStore, key: &str) -> Result<Manifest, RawStoreError> {
+        let body = store.get(key).await?.ok_or_else(|| RawStoreError::Io {
+            key: key.to_string(),
+            detail: "no such manifest".into(),
+        })?;
+        Self::parse(key, &body)
+    }
+
+    /// Parses a manifest's bytes; errors name `key`.
+    pub fn parse(key: &str, body: &[u8]) -> Result<Manifest, RawStoreError> {
+        if body.is_empty() {
+            return Err(RawStoreError::Io {
+                key: key.to_string(),
+                detail: "the manifest is empty (0 bytes)".into(),
+            });
+        }
+        serde_json::from_slice(body).map_err(|e| RawStoreError::Io {
+            key: key.to_string(),
+            detail: format!("unreadable manifest ({} bytes): {e}", body.len()),
+        })
+    }
+
+    /// The entries of response bodies (what replay loads), without quarantined bodies.
+    pub fn responses(&self) -> impl Iterator<Item = &ManifestEntry> {
+        self.objects.iter().filter(|o| !o.is_quarantine())
     }
 
     /// Writes the manifest (create-only) and returns its key. When an earlier invocation
@@ -178,6 +253,54 @@ mod tests {
             total_records: 0,
             objects: vec![],
         }
+    }
+
+    #[test]
+    fn old_manifests_still_read_and_quarantine_entries_say_so() {
+        let old = r#"{"key":"dev/item/2026-11-23/r/i.json","unit":"item itemCode=a:1","size":2,
+            "md5":"99914b932bd37a50b983c5e7c90ae93b",
+            "sha256":"44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
+            "records":1,"written_at":"2026-11-23T01:02:03Z","outcome":"created"}"#;
+        let e: ManifestEntry = serde_json::from_str(old).unwrap();
+        assert_eq!(e.kind, EntryKind::Response);
+        assert_eq!(e.detail, None);
+        assert_eq!(
+            e,
+            ManifestEntry {
+                written_at: e.written_at,
+                ..ManifestEntry::new(
+                    "dev/item/2026-11-23/r/i.json".into(),
+                    "item itemCode=a:1".into(),
+                    b"{}",
+                    1,
+                    PutOutcome::Created
+                )
+            }
+        );
+
+        let q = ManifestEntry::quarantine(
+            "dev/item/2026-11-23/r/quarantine/i.0123456789abcdef.json".into(),
+            "item itemCode=a:1".into(),
+            b"{\"Items\":[",
+            PutOutcome::Created,
+            "malformed JSON after 4 tries",
+        );
+        let json = serde_json::to_value(&q).unwrap();
+        assert_eq!(json["kind"], "quarantine");
+        assert_eq!(json["detail"], "malformed JSON after 4 tries");
+        assert_eq!(json["records"], 0);
+        let back: ManifestEntry = serde_json::from_value(json).unwrap();
+        assert!(back.is_quarantine());
+        assert_eq!(back, q);
+        assert!(serde_json::to_value(&e).unwrap().get("detail").is_none());
+
+        let err = Manifest::parse("dev/item/2026-11-23/r/manifest.json", b"").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("dev/item/2026-11-23/r/manifest.json")
+                && err.to_string().contains("0 bytes"),
+            "{err}"
+        );
     }
 
     #[tokio::test]

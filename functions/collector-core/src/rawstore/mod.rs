@@ -2,18 +2,26 @@
 //! date, run and unit. Objects are never overwritten: a put of identical bytes to an
 //! existing key is accepted (a rerun), different bytes are a [`RawStoreError::Conflict`].
 //! `latest.json` is the one object that is rewritten.
+//!
+//! Every write is verified before it is reported as stored: a local write is flushed and
+//! fsynced, read back and checked for size and SHA-256 before it is published under its
+//! key; an S3 write carries the body's SHA-256 (`x-amz-checksum-sha256`) so S3 rejects a
+//! damaged upload. A failed write is a [`RawStoreError::Write`] naming the key, and no
+//! partial object is left under the key. [`verify`] checks manifests against the store.
 
 mod keys;
 mod local;
 mod manifest;
 mod s3;
+pub mod verify;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use sha2::{Digest, Sha256};
 
-pub use keys::RawKeys;
+pub use keys::{KeyParts, RawKeys};
 pub use local::LocalStore;
-pub use manifest::{Latest, LatestEntry, Manifest, ManifestEntry};
+pub use manifest::{EntryKind, Latest, LatestEntry, Manifest, ManifestEntry};
 pub use s3::S3Store;
 
 use crate::config::RawStoreLocation;
@@ -35,6 +43,14 @@ pub enum RawStoreError {
         existing_len: usize,
         new_len: usize,
     },
+    /// The object could not be durably written and verified (a full disk, an I/O error,
+    /// a read-back that did not match). Nothing is stored under the key.
+    #[error("raw object {key} was not stored: {source}")]
+    Write {
+        key: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("raw store I/O error at {key}: {detail}")]
     Io { key: String, detail: String },
     #[error("S3 error at {key}: {code}: {detail}")]
@@ -49,16 +65,49 @@ impl RawStoreError {
     pub fn is_conflict(&self) -> bool {
         matches!(self, RawStoreError::Conflict { .. })
     }
+
+    /// The key the error is about.
+    pub fn key(&self) -> &str {
+        match self {
+            RawStoreError::Conflict { key, .. }
+            | RawStoreError::Write { key, .. }
+            | RawStoreError::Io { key, .. }
+            | RawStoreError::S3 { key, .. } => key,
+        }
+    }
 }
 
 /// The port: a local directory and S3 implement it.
 #[async_trait]
 pub trait RawStore: Send + Sync {
-    /// Writes `body` under `key` unless the key exists (create-only).
+    /// Writes `body` under `key` unless the key exists (create-only). Returns only after
+    /// the bytes are durably stored and verified; on error nothing is stored under `key`.
     async fn put_new(&self, key: &str, body: Bytes) -> Result<PutOutcome, RawStoreError>;
-    /// Writes `body` under `key`, replacing what is there (only for `latest.json`).
+    /// Writes `body` under `key`, replacing what is there (only for `latest.json`);
+    /// verified like [`RawStore::put_new`], and atomic: readers see the old or the new body.
     async fn put_replace(&self, key: &str, body: Bytes) -> Result<(), RawStoreError>;
+    /// The object's bytes, `None` when there is no object under `key`.
     async fn get(&self, key: &str) -> Result<Option<Bytes>, RawStoreError>;
+    /// Every object key starting with `prefix` (a plain string prefix, like S3's), sorted.
+    /// Temporary files of unfinished local writes are not objects and are not listed.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, RawStoreError>;
+    /// The names of the "folders" directly below `prefix` (which ends with `/`), i.e. the
+    /// distinct next key segments that have objects below them, sorted, without `/`.
+    async fn list_folders(&self, prefix: &str) -> Result<Vec<String>, RawStoreError> {
+        let mut names: Vec<String> = self
+            .list(prefix)
+            .await?
+            .iter()
+            .filter_map(|k| {
+                let rest = k.strip_prefix(prefix)?;
+                let (name, _) = rest.split_once('/')?;
+                Some(name.to_string())
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
     /// Where the store is, for messages: `file:///…` or `s3://bucket/prefix`.
     fn describe(&self) -> String;
 }
@@ -99,4 +148,9 @@ pub(crate) fn compare_existing(
             new_len: new.len(),
         })
     }
+}
+
+/// Lower-case hex SHA-256 of `body`, the form manifests record.
+pub fn sha256_hex(body: &[u8]) -> String {
+    hex::encode(Sha256::digest(body))
 }

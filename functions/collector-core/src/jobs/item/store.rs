@@ -376,6 +376,8 @@ pub async fn stored_objects(
             size: r.get::<_, i64>(3) as u64,
             md5: r.get(4),
             sha256: r.get(5),
+            kind: crate::rawstore::EntryKind::Response,
+            detail: None,
             outcome: if r.get::<_, Option<String>>(6).as_deref() == Some("identical") {
                 crate::rawstore::PutOutcome::Identical
             } else {
