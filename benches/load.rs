@@ -45,7 +45,14 @@ fn median(mut v: Vec<Duration>) -> Duration {
 async fn main() {
     let db = TestDb::new().await;
     let mut client = db.client().await;
-    let run = ledger::create_run(&client, "local", "bench").await.unwrap();
+    let run = ledger::create_run(
+        &client,
+        "local",
+        "bench",
+        std::time::Duration::from_secs(180),
+    )
+    .await
+    .unwrap();
     let job_run = ledger::start_job(&client, &run, Job::Ranking, 0.01)
         .await
         .unwrap();

@@ -354,7 +354,10 @@ async fn a_genre_that_does_not_exist_costs_one_request_and_leaves_an_incomplete_
         &db,
         &sandbox,
         raw.path(),
-        &[("RANKING_TARGETS", "0,987654321"), ("RANKING_FAILURE_THRESHOLD", "0.5")],
+        &[
+            ("RANKING_TARGETS", "0,987654321"),
+            ("RANKING_FAILURE_THRESHOLD", "0.5"),
+        ],
     ))
     .await;
     let before = sandbox.stats().requests;
@@ -365,7 +368,11 @@ async fn a_genre_that_does_not_exist_costs_one_request_and_leaves_an_incomplete_
     assert_eq!(sandbox.stats().requests - before, 8);
     assert_eq!((out.units.attempted, out.units.failed), (8, 1));
     assert_eq!(out.incomplete.len(), 1, "{:?}", out.incomplete);
-    assert!(out.incomplete[0].contains("genre 987654321"), "{:?}", out.incomplete);
+    assert!(
+        out.incomplete[0].contains("genre 987654321"),
+        "{:?}",
+        out.incomplete
+    );
     let c = db.client().await;
     let unit: String = c
         .query_one("SELECT unit FROM etl_failures", &[])
@@ -439,7 +446,10 @@ async fn a_page_that_keeps_failing_is_tried_again_at_the_end_and_named_as_missin
         &db,
         &sandbox,
         raw.path(),
-        &[("RANKING_FAILURE_THRESHOLD", "0.2"), ("RAKUTEN_MAX_ATTEMPTS", "2")],
+        &[
+            ("RANKING_FAILURE_THRESHOLD", "0.2"),
+            ("RAKUTEN_MAX_ATTEMPTS", "2"),
+        ],
     ))
     .await;
     let out = ranking::run(&ctx, RankingInput::default())
@@ -484,7 +494,10 @@ async fn a_ranking_rerun_in_the_same_run_fills_the_hole() {
         &db,
         &sandbox,
         raw.path(),
-        &[("RANKING_FAILURE_THRESHOLD", "0.2"), ("RAKUTEN_MAX_ATTEMPTS", "1")],
+        &[
+            ("RANKING_FAILURE_THRESHOLD", "0.2"),
+            ("RAKUTEN_MAX_ATTEMPTS", "1"),
+        ],
     ))
     .await;
     let first = ranking::run(&ctx, RankingInput::default()).await.unwrap();

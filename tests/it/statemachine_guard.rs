@@ -205,9 +205,14 @@ async fn guard_validates_input_and_the_run_to_resume() {
     );
     // Resuming a finished run reopens it.
     let client = db.client().await;
-    let run = ledger::create_run(&client, "local", "manual", std::time::Duration::from_secs(180))
-        .await
-        .unwrap();
+    let run = ledger::create_run(
+        &client,
+        "local",
+        "manual",
+        std::time::Duration::from_secs(180),
+    )
+    .await
+    .unwrap();
     ledger::finish_run(
         &client,
         run.run_id,
@@ -241,7 +246,10 @@ async fn guard_validates_input_and_the_run_to_resume() {
         .unwrap();
     assert_eq!(out["run_id"], run.run_id.to_string());
     assert_eq!(out["start_at"], "item");
-    assert!(out["resumed"].as_str().unwrap().contains("newest run"), "{out}");
+    assert!(
+        out["resumed"].as_str().unwrap().contains("newest run"),
+        "{out}"
+    );
     // A run whose process is gone (here: a lease owner on this machine that does not
     // exist) is abandoned by the next start; a plain start resumes it at its first
     // unfinished job.

@@ -103,9 +103,14 @@ async fn webhook_sns_and_ledger() {
         .topic_arn()
         .unwrap()
         .to_string();
-    let run = ledger::create_run(&client, "local", "manual", std::time::Duration::from_secs(180))
-        .await
-        .unwrap();
+    let run = ledger::create_run(
+        &client,
+        "local",
+        "manual",
+        std::time::Duration::from_secs(180),
+    )
+    .await
+    .unwrap();
     let notifier = Notifier::new(Some(url), Some((sns.clone(), topic.clone())));
     let t0 = std::time::Instant::now();
     let report = notify::run(&ctx, &failed_event(&run.run_id.to_string()), &notifier)
@@ -157,9 +162,14 @@ async fn webhook_sns_and_ledger() {
             )),
         ),
     ] {
-        let run = ledger::create_run(&client, "local", "manual", std::time::Duration::from_secs(180))
-            .await
-            .unwrap();
+        let run = ledger::create_run(
+            &client,
+            "local",
+            "manual",
+            std::time::Duration::from_secs(180),
+        )
+        .await
+        .unwrap();
         let ev = json!({"status": "succeeded", "state": {"guard": {"Payload": {"run_id": run.run_id.to_string()}}}});
         let report = notify::run(&ctx, &ev, &Notifier::new(webhook, sns_target))
             .await

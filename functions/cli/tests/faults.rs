@@ -182,7 +182,10 @@ async fn killed_runs_are_abandoned_and_the_next_plain_run_completes_the_day() {
                 .await
                 .unwrap()
                 .get(0);
-            assert_eq!(abandoned_then_done, 1, "{moment}: the killed run was not resumed");
+            assert_eq!(
+                abandoned_then_done, 1,
+                "{moment}: the killed run was not resumed"
+            );
         }
         table.push(format!(
             "{moment:<24} {:<34} {:>5} {ranked:>7} {covered:>8} {running:>8}",

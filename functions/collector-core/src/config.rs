@@ -764,7 +764,11 @@ mod tests {
             assert_eq!(e.variable, name);
             assert!(e.problem.contains("set but empty"), "{e}");
         }
-        let c = cfg(&[("RAKUTEN_AFFILIATE_ID_SSM_PARAMETER", ""), ("RAKUTEN_REFERER", "")]).unwrap();
+        let c = cfg(&[
+            ("RAKUTEN_AFFILIATE_ID_SSM_PARAMETER", ""),
+            ("RAKUTEN_REFERER", ""),
+        ])
+        .unwrap();
         assert!(matches!(c.rakuten.affiliate_id, SecretSource::Absent));
         assert!(c.rakuten.referer.is_none());
     }

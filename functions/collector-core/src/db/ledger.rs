@@ -181,7 +181,10 @@ pub async fn abandoned_run_of_day(
 }
 
 /// The jobs of a run that have succeeded.
-pub async fn succeeded_jobs(client: &impl GenericClient, run_id: Uuid) -> Result<Vec<Job>, DbError> {
+pub async fn succeeded_jobs(
+    client: &impl GenericClient,
+    run_id: Uuid,
+) -> Result<Vec<Job>, DbError> {
     let rows = client
         .query(
             "SELECT job FROM etl_job_runs WHERE run_id = $1 AND status = 'succeeded'",

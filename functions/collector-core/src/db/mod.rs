@@ -46,8 +46,8 @@
 //! connection may help.
 
 mod connect;
-pub mod lease;
 mod error;
+pub mod lease;
 pub mod ledger;
 mod migrate;
 mod sqlstate;

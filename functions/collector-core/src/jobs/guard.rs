@@ -251,7 +251,9 @@ pub async fn run(
                         None => {
                             // Every job had succeeded; only the run's closing was lost.
                             ledger::finish_run(client, run.run_id, true, None).await?;
-                            ledger::create_run(client, env, trigger, lease).await?.run_id
+                            ledger::create_run(client, env, trigger, lease)
+                                .await?
+                                .run_id
                         }
                     }
                 }

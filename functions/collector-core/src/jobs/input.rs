@@ -70,7 +70,10 @@ mod tests {
             serde_json::json!([id.to_string()]),
         ] {
             let e = RunInput::from_event(Job::IsActive, bad.clone()).unwrap_err();
-            assert!(e.to_string().contains("must be a JSON object"), "{bad}: {e}");
+            assert!(
+                e.to_string().contains("must be a JSON object"),
+                "{bad}: {e}"
+            );
         }
     }
 }

@@ -75,8 +75,14 @@ pub async fn finish(
     let client = &guard.as_ref().expect("connected").client;
     if let Err(e) = result {
         if !matches!(e, JobError::FailureRateExceeded { .. }) {
-            ledger::abort_job(client, &started.job_run, e.error_type(), &e.to_string(), sent)
-                .await?;
+            ledger::abort_job(
+                client,
+                &started.job_run,
+                e.error_type(),
+                &e.to_string(),
+                sent,
+            )
+            .await?;
         }
     }
     let done = result.as_ref().map(|o| o.done).unwrap_or(true);

@@ -74,10 +74,29 @@ impl Tally {
         }
     }
 
-    /// Records a unit whose request failed after its retries.
-    pub fn fail(&mut self, e: &ApiError, fallback_unit: &str) {
-        tracing::warn!(unit = e.unit().unwrap_or(fallback_unit), kind = e.kind().as_str(), error = %e, "unit failed");
-        self.failures.push(failure_of(e, fallback_unit));
+    /// Records a unit whose request failed after its retries. A malformed body it got (the
+    /// last one) is kept under a quarantine key and listed in the manifest: every response
+    /// is evidence, the ones we could not read most of all.
+    pub async fn fail(
+        &mut self,
+        ctx: &AppContext,
+        e: &ApiError,
+        slug: &str,
+    ) -> Result<(), RawStoreError> {
+        tracing::warn!(unit = e.unit().unwrap_or(slug), kind = e.kind().as_str(), error = %e, "unit failed");
+        if let Some(body) = e.malformed_body() {
+            let key = self.keys.quarantine(slug, body);
+            let outcome = ctx.store.put_new(&key, Bytes::clone(body)).await?;
+            self.manifest.push(ManifestEntry::quarantine(
+                key,
+                e.unit().unwrap_or(slug).to_string(),
+                body,
+                outcome,
+                e.to_string(),
+            ));
+        }
+        self.failures.push(failure_of(e, slug));
+        Ok(())
     }
 
     pub fn failed(&self) -> i32 {

@@ -68,7 +68,7 @@ async fn execute(ctx: &AppContext, job_run: &JobRun) -> Result<JobOutput, JobErr
                     answers.push((genre_id, fetched.parsed));
                 }
             }
-            Err(e) => tally.fail(&e, &slug),
+            Err(e) => tally.fail(ctx, &e, &slug).await?,
         }
     }
     drop(results);

@@ -108,13 +108,17 @@ async fn execute(ctx: &AppContext, job_run: &JobRun) -> Result<JobOutput, JobErr
     // short outage has likely passed: a hole in the day's snapshot is the worst outcome.
     for (i, r) in per_target.iter_mut().enumerate() {
         for (page, first_error) in std::mem::take(&mut r.failed) {
-            tracing::info!(genre_id = targets[i].genre_id, page, "trying a failed ranking page again");
+            tracing::info!(
+                genre_id = targets[i].genre_id,
+                page,
+                "trying a failed ranking page again"
+            );
             match fetch_page(ctx, &mut r.tally, i, &targets[i], page).await? {
                 PageOutcome::Stored(p, _) => pages.push(p),
                 PageOutcome::Lost(_) => r.lost.push(page),
                 PageOutcome::Failed(e) => {
                     tracing::warn!(first = %first_error, "ranking page failed again at the end of the job");
-                    r.tally.fail(&e, &page_slug(&targets[i], page));
+                    r.tally.fail(ctx, &e, &page_slug(&targets[i], page)).await?;
                     r.lost.push(page);
                 }
             }
@@ -309,12 +313,12 @@ async fn fetch_pages(
                     e
                 );
                 tracing::warn!(genre_id = target.genre_id, "{why}");
-                out.tally.fail(&e, &page_slug(target, page));
+                out.tally.fail(ctx, &e, &page_slug(target, page)).await?;
                 out.stopped = Some(format!("genre {} refused: {}", target.genre_id, e.kind()));
                 break;
             }
             PageOutcome::Failed(e) if refused(&e) => {
-                out.tally.fail(&e, &page_slug(target, page));
+                out.tally.fail(ctx, &e, &page_slug(target, page)).await?;
                 out.lost.push(page);
             }
             PageOutcome::Failed(e) => out.failed.push((page, e)),

@@ -84,7 +84,7 @@ async fn execute(ctx: &AppContext, job_run: &JobRun) -> Result<JobOutput, JobErr
                     answers.push((batch, f.parsed));
                 }
             }
-            Err(e) => tally.fail(&e, &slug),
+            Err(e) => tally.fail(ctx, &e, &slug).await?,
         }
     }
     drop(results);
