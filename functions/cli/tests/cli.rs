@@ -75,7 +75,8 @@ fn a_dead_database_is_reported_clearly() {
         &[("DATABASE_URL", "postgresql://postgres@127.0.0.1:1/ichiba")],
         &["migrate"],
     );
-    assert_eq!(out.status.code(), Some(1));
+    // 4: infrastructure failed (the one exit-status table of docs/runbook.md).
+    assert_eq!(out.status.code(), Some(4));
     assert!(
         text(&out.stderr).contains("cannot connect to PostgreSQL at 127.0.0.1:1/ichiba"),
         "{}",

@@ -77,7 +77,7 @@ pub async fn create_run(
     let row = client
         .query_one(
             "INSERT INTO etl_runs (run_id, env, run_date, trigger, started_at, lease_owner, lease_expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $5 + make_interval(secs => $7))
+             VALUES ($1, $2, $3, $4, $5, $6, $5::timestamptz + make_interval(secs => $7))
              RETURNING run_id, env, run_date, status, started_at",
             &[&run_id, &env, &jst_date(now), &trigger, &now, &lease::owner(), &lease.as_secs_f64()],
         )
@@ -250,8 +250,8 @@ pub struct JobRun {
     pub queue_size: Option<i32>,
 }
 
-/// Starts `job` in `run`. A job run still marked running (a loop iteration, or one whose
-/// invocation died) is continued; a finished one is rerun as a new attempt. Either way
+/// Starts `job` in `run`. A job run still marked running or abandoned (a loop iteration,
+/// or one whose invocation died) is continued; a finished one is rerun as a new attempt. Either way
 /// `job_start_at` stays the start of the first invocation.
 pub async fn start_job(
     client: &impl GenericClient,
@@ -267,9 +267,9 @@ pub async fn start_job(
              VALUES ($1, $2, 'running', $3, $3, $4)
              ON CONFLICT (run_id, job) DO UPDATE SET
                  status = 'running',
-                 attempt = j.attempt + CASE WHEN j.status = 'running' THEN 0 ELSE 1 END,
+                 attempt = j.attempt + CASE WHEN j.status IN ('running', 'abandoned') THEN 0 ELSE 1 END,
                  invocations = j.invocations + 1, last_started_at = EXCLUDED.last_started_at,
-                 duration_ms = CASE WHEN j.status = 'running' THEN j.duration_ms END,
+                 duration_ms = CASE WHEN j.status IN ('running', 'abandoned') THEN j.duration_ms END,
                  threshold = EXCLUDED.threshold, finished_at = NULL, error_type = NULL, error_message = NULL
              RETURNING attempt, job_start_at, invocations, (SELECT status FROM prev), queue_size",
             &[&run.run_id, &job.as_str(), &now, &threshold],
@@ -283,7 +283,9 @@ pub async fn start_job(
         job_start_at: row.get(1),
         started_at: now,
         invocations: row.get(2),
-        continuing: previous.as_deref() == Some("running"),
+        // An abandoned job run (its process died) is continued where it stopped, like a
+        // loop iteration: same attempt, same counters, same Item queue.
+        continuing: matches!(previous.as_deref(), Some("running" | "abandoned")),
         queue_size: row.get(4),
     })
 }
