@@ -128,6 +128,18 @@ impl Counters {
             malformed: self.malformed.load(Ordering::Relaxed),
         }
     }
+
+    /// Reads and zeroes the counters, each atomically.
+    fn take(&self) -> ClientStats {
+        ClientStats {
+            requests: self.requests.swap(0, Ordering::Relaxed),
+            retries: self.retries.swap(0, Ordering::Relaxed),
+            throttled: self.throttled.swap(0, Ordering::Relaxed),
+            server_errors: self.server_errors.swap(0, Ordering::Relaxed),
+            timeouts: self.timeouts.swap(0, Ordering::Relaxed),
+            malformed: self.malformed.swap(0, Ordering::Relaxed),
+        }
+    }
 }
 
 struct Inner {
@@ -478,6 +490,14 @@ impl RakutenClient {
         SCOPE
             .try_with(|c| c.snapshot())
             .unwrap_or_else(|_| self.stats())
+    }
+
+    /// The current [`RakutenClient::scoped`] future's counters since the last call (then
+    /// zeroed): a job that records its requests as it goes (Item, batch by batch) takes
+    /// what it records, so whatever is left when it stops was sent but not yet recorded.
+    /// Outside a scope: all zero.
+    pub fn take_current_stats(&self) -> ClientStats {
+        SCOPE.try_with(|c| c.take()).unwrap_or_default()
     }
 
     /// Runs `fut` with counters of its own (visible through [`RakutenClient::current_stats`]

@@ -6,7 +6,7 @@ use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use tokio_postgres::{Client, GenericClient};
 use uuid::Uuid;
 
-use super::{lease, DbError};
+use super::{lease, DbError, DbResultExt};
 
 /// Rakuten's calendar: snapshot dates and raw-store folders use Japan time (no DST).
 pub fn jst() -> FixedOffset {
@@ -358,6 +358,19 @@ pub async fn record_failures(
         )
         .await?;
     Ok(())
+}
+
+/// True while this attempt of the job run is still open: a transaction retried after a
+/// lost commit answer checks it first, so nothing is recorded twice.
+pub async fn job_is_open(client: &impl GenericClient, job_run: &JobRun) -> Result<bool, DbError> {
+    let open = client
+        .query_opt(
+            "SELECT 1 FROM etl_job_runs WHERE run_id = $1 AND job = $2 AND attempt = $3 AND status IN ('running', 'abandoned')",
+            &[&job_run.run.run_id, &job_run.job.as_str(), &job_run.attempt],
+        )
+        .await
+        .context("checking whether the job run is still open")?;
+    Ok(open.is_some())
 }
 
 /// Counts and outcome of a finished job invocation.

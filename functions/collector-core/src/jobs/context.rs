@@ -6,10 +6,12 @@ use std::sync::Arc;
 use rakuten_client::{ClientConfig, Endpoints, RakutenClient};
 use secrecy::SecretString;
 use tokio::sync::{Mutex, MutexGuard};
+use futures_util::future::BoxFuture;
+use tokio_postgres::Transaction;
 use url::Url;
 
 use crate::config::{Config, ConfigError};
-use crate::db::{self, Db};
+use crate::db::{self, Db, DbResultExt};
 use crate::pacing::PgPacer;
 use crate::rawstore::{self, RawStore};
 use crate::secrets::Secrets;
@@ -101,7 +103,44 @@ impl AppContext {
         }
         Ok(guard)
     }
+
+    /// Runs `work(tx, data)` in one transaction and commits it. A connection lost on the
+    /// way (the server restarted, a pooler dropped it, a watchdog ended a frozen one) is
+    /// re-established and the whole transaction tried once more: `work` must be
+    /// idempotent (every job's load is, and checks whether its commit already landed).
+    /// (`work` is a plain function of its data: a capturing async closure would make the
+    /// job's future not provably `Send`.)
+    pub async fn transact<D: Sync + ?Sized, R>(
+        &self,
+        what: &str,
+        data: &D,
+        work: TxWork<D, R>,
+    ) -> Result<R, JobError> {
+        let mut retried = false;
+        loop {
+            let result = async {
+                let mut guard = self.db().await?;
+                let db = guard.as_mut().expect("connected");
+                let tx = db.client.transaction().await.context(what)?;
+                let value = work(&tx, data).await?;
+                tx.commit().await.context(what)?;
+                Ok(value)
+            }
+            .await;
+            match result {
+                Err(JobError::Database(e)) if !retried && e.is_connection_lost() => {
+                    tracing::warn!(error = %e, "connection to PostgreSQL lost while {what}; trying once more on a new connection");
+                    retried = true;
+                }
+                other => return other,
+            }
+        }
+    }
 }
+
+/// A step run inside [`AppContext::transact`].
+pub type TxWork<D, R> =
+    for<'t> fn(&'t Transaction<'t>, &'t D) -> BoxFuture<'t, Result<R, JobError>>;
 
 fn build_client(
     config: &Config,

@@ -138,8 +138,9 @@ where
     let job_run = started.job_run.clone();
     let work = ctx.rakuten.scoped(async move {
         let r = work(job_run).await;
-        // Read inside the scope: what this job sent, for the ledger even when it failed.
-        let s = ctx.rakuten.current_stats();
+        // Read inside the scope: what this job sent and has not recorded yet (Item records
+        // batch by batch), for the ledger even when it failed.
+        let s = ctx.rakuten.take_current_stats();
         let sent = ledger::Sent {
             requests: s.requests as i32,
             retries: s.retries as i32,

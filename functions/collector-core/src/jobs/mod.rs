@@ -15,10 +15,10 @@ mod output;
 pub mod ranking;
 pub mod staging;
 pub mod tag;
-pub mod tally;
+pub mod pipeline;
 pub mod targets;
 
-pub use context::{AppContext, RakutenEndpoint};
+pub use context::{AppContext, RakutenEndpoint, TxWork};
 pub use dispatch::dispatch;
 pub use error::{exit_code, JobError};
 pub use input::RunInput;

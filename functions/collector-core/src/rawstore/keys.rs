@@ -1,5 +1,6 @@
 //! The raw-store key layout:
-//! `{env}/{job}/{run_date}/{run_id}/{unit}.json`, the job run's `manifest.json` beside its
+//! `{env}/{job}/{run_date}/{run_id}/{unit}.json` (a later, different answer for the same unit
+//! beside it as `{unit}.{sha256-prefix}.json`), the job run's `manifest.json` beside its
 //! objects (`manifest.attempt-N.json` for reruns of a job in the same run; a second
 //! manifest of the same attempt goes beside it as `manifest.1.json`, …), malformed bodies
 //! under `{env}/{job}/{run_date}/{run_id}/quarantine/{unit}.{sha256-prefix}.json`, and
@@ -92,6 +93,14 @@ impl RawKeys {
             "unsafe unit slug {unit}"
         );
         format!("{}/{unit}.json", self.folder())
+    }
+
+    /// The key for another body of `unit` than the one already kept under
+    /// [`RawKeys::unit`] (a rerun or resumed run that got a different answer): beside it,
+    /// named by the first 16 hex digits of the body's SHA-256.
+    pub fn revision(&self, unit: &str, body: &[u8]) -> String {
+        let sha = super::sha256_hex(body);
+        format!("{}.{}.json", self.unit(unit).trim_end_matches(".json"), &sha[..16])
     }
 
     pub fn manifest(&self) -> String {

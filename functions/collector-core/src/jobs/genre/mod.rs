@@ -12,13 +12,15 @@ mod store;
 
 use std::collections::BTreeMap;
 
-use futures_util::{stream, StreamExt};
-use rakuten_client::{ApiError, Fetched, GenreResponse};
+use std::time::Instant;
+
+use futures_util::future::BoxFuture;
+use rakuten_client::GenreResponse;
+use tokio_postgres::Transaction;
 
 use crate::db::ledger::{Job, JobRun};
-use crate::rawstore::RawStoreError;
 
-use super::tally::{self, Tally};
+use super::pipeline::{self, Evidence, Loaded};
 use super::{lifecycle, AppContext, JobError, JobOutput, RunInput};
 
 pub use store::GenreRow;
@@ -41,6 +43,7 @@ pub async fn run(ctx: &AppContext, input: RunInput) -> Result<JobOutput, JobErro
 }
 
 async fn execute(ctx: &AppContext, job_run: &JobRun) -> Result<JobOutput, JobError> {
+    let started = Instant::now();
     let targets = {
         let guard = ctx.db().await?;
         let client = &guard.as_ref().expect("connected").client;
@@ -52,76 +55,41 @@ async fn execute(ctx: &AppContext, job_run: &JobRun) -> Result<JobOutput, JobErr
         "fetching genres"
     );
 
-    let mut tally = Tally::new(ctx, job_run);
-    // Each body is stored as soon as its answer arrives, before anything else is done with it.
-    let fetches: Vec<_> = targets.iter().map(|&id| fetch(ctx, id)).collect();
-    let mut results = stream::iter(fetches).buffer_unordered(CONCURRENCY);
-    let mut answers = Vec::new();
-    while let Some((genre_id, result)) = results.next().await {
-        tally.attempted += 1;
-        let slug = format!("genre-{genre_id}");
-        match result {
-            Ok(fetched) => {
-                let records = u64::from(fetched.parsed.current.is_some())
-                    + fetched.parsed.parents.len() as u64;
-                if store_raw(&mut tally, ctx, &slug, &fetched, records).await? {
-                    answers.push((genre_id, fetched.parsed));
-                }
-            }
-            Err(e) => tally.fail(ctx, &e, &slug).await?,
-        }
-    }
-    drop(results);
-    answers.sort_by_key(|(id, _)| *id);
-
-    let mut checked = tally
-        .check(ctx, job_run, ctx.config.genre_failure_threshold)
-        .await?;
+    let mut evidence = Evidence::new(job_run);
+    let answers = pipeline::fetch_each(
+        ctx,
+        &mut evidence,
+        &targets,
+        CONCURRENCY,
+        |&id| ctx.rakuten.genre(id),
+        |id| format!("genre-{id}"),
+        |g: &GenreResponse| u64::from(g.current.is_some()) + g.parents.len() as u64,
+    )
+    .await?;
+    let answers: Vec<(i64, GenreResponse)> = answers.into_iter().map(|(&id, g)| (id, g)).collect();
     let (rows, missing) = build_rows(&answers);
-    checked
-        .output
-        .extra
-        .insert("targets".into(), targets.len() as i64);
+
+    let mut verdict = evidence.into_verdict(ctx);
+    verdict.extra.insert("targets".into(), targets.len() as i64);
     if missing > 0 {
-        checked.output.extra.insert("missing".into(), missing);
+        verdict.extra.insert("missing".into(), missing);
     }
-
-    let mut guard = ctx.db().await?;
-    let db = guard.as_mut().expect("connected");
-    let tx = db.client.transaction().await?;
-    let mut counts = BTreeMap::new();
-    counts.insert(
-        "rakuten_genres".to_string(),
-        store::load_genres(&tx, job_run, &rows).await?,
-    );
-    let output = checked.commit(&tx, counts).await?;
-    tx.commit().await?;
-    drop(guard);
-    tally::publish(ctx, &output, job_run).await?;
-    Ok(output)
+    let threshold = ctx.config.genre_failure_threshold;
+    pipeline::conclude(ctx, job_run, verdict, threshold, started, &rows, load).await
 }
 
-async fn fetch(ctx: &AppContext, genre_id: i64) -> (i64, Result<Fetched<GenreResponse>, ApiError>) {
-    (genre_id, ctx.rakuten.genre(genre_id).await)
-}
-
-async fn store_raw(
-    tally: &mut Tally,
-    ctx: &AppContext,
-    slug: &str,
-    fetched: &Fetched<GenreResponse>,
-    records: u64,
-) -> Result<bool, RawStoreError> {
-    tally
-        .store_raw(
-            ctx,
-            slug,
-            &fetched.unit,
-            &fetched.body,
-            records,
-            fetched.attempts,
-        )
-        .await
+fn load<'t>(
+    tx: &'t Transaction<'t>,
+    job_run: &'t JobRun,
+    rows: &'t Vec<GenreRow>,
+) -> BoxFuture<'t, Result<Loaded, JobError>> {
+    Box::pin(async move {
+        let counts = store::load_genres(tx, job_run, rows).await?;
+        Ok(Loaded {
+            rows: BTreeMap::from([("rakuten_genres".to_string(), counts)]),
+            ..Loaded::default()
+        })
+    })
 }
 
 /// Rows for every requested genre and each ancestor its answer lists, one per id (the

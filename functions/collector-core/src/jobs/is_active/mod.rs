@@ -11,7 +11,7 @@ use std::time::Instant;
 use crate::db::ledger::{self, Job, JobCounts, JobRun};
 use crate::rawstore::{Manifest, RawKeys};
 
-use super::{lifecycle, tally, AppContext, JobError, JobOutput, RowCounts, RunInput, UnitCounts};
+use super::{lifecycle, pipeline, AppContext, JobError, JobOutput, RowCounts, RunInput, UnitCounts};
 
 pub async fn run(ctx: &AppContext, input: RunInput) -> Result<JobOutput, JobError> {
     lifecycle::run_job(
@@ -154,6 +154,6 @@ async fn execute(ctx: &AppContext, job_run: &JobRun) -> Result<JobOutput, JobErr
     tx.commit().await?;
     drop(guard);
     tracing::info!(evidence = ?evidence, activated, deactivated, unchanged, "is_active applied");
-    tally::publish(ctx, &output, job_run).await?;
+    pipeline::publish(ctx, &output, job_run).await?;
     Ok(output)
 }

@@ -9,10 +9,12 @@ use tokio_postgres::{GenericClient, Transaction};
 use uuid::Uuid;
 
 use crate::db::ledger::{self, JobRun, Sent, UnitFailure};
+use crate::db::DbResultExt;
+use crate::jobs::pipeline::describe_failure;
 use crate::jobs::staging::{hash_of, mark_refreshed};
 use crate::jobs::targets::RANKED_ITEMS_CTE;
 use crate::jobs::{JobError, RowCounts};
-use crate::rawstore::ManifestEntry;
+use crate::rawstore::{EntryKind, ManifestEntry};
 
 /// The Item Search fields saved on `rakuten_items`.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -69,6 +71,8 @@ pub enum Outcome {
     Failed {
         item_code: String,
         failure: UnitFailure,
+        /// The last malformed body it got, kept under quarantine.
+        quarantined: Option<ManifestEntry>,
     },
 }
 
@@ -156,6 +160,19 @@ pub async fn save_batch(
     let run_id = job_run.run.run_id;
     let now: DateTime<Utc> = Utc::now();
     let mut counts = RowCounts::default();
+    let all: Vec<&str> = outcome_codes(outcomes).collect();
+    let pending: i64 = tx
+        .query_one(
+            "SELECT count(*) FROM etl_item_queue WHERE run_id = $1 AND item_code = ANY($2) AND status = 'pending'",
+            &[&run_id, &all],
+        )
+        .await
+        .context("checking the batch's queue rows")?
+        .get(0);
+    if pending == 0 && !all.is_empty() {
+        // Saved by a commit whose answer was lost (this is the retry): nothing to do twice.
+        return Ok(counts);
+    }
 
     let details: Vec<&DetailRow> = outcomes
         .iter()
@@ -238,10 +255,14 @@ pub async fn save_batch(
                 statuses.push("gone");
                 Some(raw)
             }
-            Outcome::Failed { failure, .. } => {
+            Outcome::Failed {
+                failure,
+                quarantined,
+                ..
+            } => {
                 statuses.push("failed");
                 failures.push(failure.clone());
-                None
+                quarantined.as_ref()
             }
         };
         keys.push(raw.map(|r| r.key.as_str()));
@@ -322,18 +343,19 @@ pub async fn progress(client: &impl GenericClient, run_id: Uuid) -> Result<Progr
     })
 }
 
-/// The job run's accumulated counters: (requests sent, rows, raw written, raw identical).
+/// The job run's accumulated counters: requests sent and rows.
 pub async fn counters(
     client: &impl GenericClient,
     run_id: Uuid,
-) -> Result<(Sent, RowCounts, i32, i32), JobError> {
+) -> Result<(Sent, RowCounts), JobError> {
     let r = client
         .query_one(
-            "SELECT requests, retries, throttled, rows_inserted, rows_updated, rows_unchanged, raw_written, raw_identical
+            "SELECT requests, retries, throttled, rows_inserted, rows_updated, rows_unchanged
              FROM etl_job_runs WHERE run_id = $1 AND job = 'item'",
             &[&run_id],
         )
-        .await?;
+        .await
+        .context("reading the item job run's counters")?;
     Ok((
         Sent {
             requests: r.get(0),
@@ -346,9 +368,23 @@ pub async fn counters(
             unchanged: r.get(5),
             deleted: 0,
         },
-        r.get(6),
-        r.get(7),
     ))
+}
+
+/// The attempt's first recorded failure, for the `FailureRateExceeded` message.
+pub async fn first_failure(
+    client: &impl GenericClient,
+    job_run: &JobRun,
+) -> Result<Option<String>, JobError> {
+    let row = client
+        .query_opt(
+            "SELECT unit, message FROM etl_failures WHERE run_id = $1 AND job = 'item' AND attempt = $2
+             ORDER BY failure_id LIMIT 1",
+            &[&job_run.run.run_id, &job_run.attempt],
+        )
+        .await
+        .context("reading the item job's first failure")?;
+    Ok(row.map(|r| describe_failure(&r.get::<_, String>(0), &r.get::<_, String>(1))))
 }
 
 /// Every raw object the job run stored, for the manifest.
@@ -365,19 +401,18 @@ pub async fn stored_objects(
         .await?;
     Ok(rows
         .iter()
-        .map(|r| ManifestEntry {
+        .map(|r| {
+            let status: String = r.get(1);
+            ManifestEntry {
             unit: format!("item itemCode={}", r.get::<_, String>(0)),
-            records: if r.get::<_, String>(1) == "saved" {
-                1
-            } else {
-                0
-            },
+            records: u64::from(status == "saved"),
             key: r.get(2),
             size: r.get::<_, i64>(3) as u64,
             md5: r.get(4),
             sha256: r.get(5),
-            kind: crate::rawstore::EntryKind::Response,
-            detail: None,
+            // A failed item's object is the malformed body it got (see `Outcome::Failed`).
+            kind: if status == "failed" { EntryKind::Quarantine } else { EntryKind::Response },
+            detail: (status == "failed").then(|| "malformed body; the item failed (see etl_failures)".to_string()),
             outcome: if r.get::<_, Option<String>>(6).as_deref() == Some("identical") {
                 crate::rawstore::PutOutcome::Identical
             } else {
@@ -386,6 +421,6 @@ pub async fn stored_objects(
             written_at: r
                 .get::<_, Option<DateTime<Utc>>>(7)
                 .unwrap_or_else(Utc::now),
-        })
+        }})
         .collect())
 }

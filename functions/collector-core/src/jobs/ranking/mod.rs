@@ -6,16 +6,19 @@
 pub mod store;
 
 use std::collections::{BTreeMap, HashSet};
+use std::time::Instant;
 
+use futures_util::future::BoxFuture;
 use futures_util::{stream, StreamExt};
 use rakuten_client::{ApiError, ErrorKind, RankingItem, RankingQuery};
+use tokio_postgres::Transaction;
 use uuid::Uuid;
 
 use crate::config::RankingTarget;
 use crate::db::ledger::{Job, JobRun};
 use crate::rawstore::RawStoreError;
 
-use super::tally::{self, Tally};
+use super::pipeline::{self, Evidence, Loaded};
 use super::{lifecycle, AppContext, JobError, JobOutput};
 
 pub use store::{ItemRow, RankingRow};
@@ -51,10 +54,10 @@ struct Page {
 /// What fetching one target produced.
 struct TargetResult {
     pages: Vec<Page>,
-    tally: Tally,
+    evidence: Evidence,
     /// Pages whose request failed after the client's retries: tried again at the end.
     failed: Vec<(u32, ApiError)>,
-    /// Pages stored but not usable (a raw conflict), already recorded as failures.
+    /// Pages given up on, already recorded as failures.
     lost: Vec<u32>,
     /// Set when the target stopped early for good (the genre does not exist).
     stopped: Option<String>,
@@ -81,11 +84,11 @@ pub async fn run(ctx: &AppContext, input: RankingInput) -> Result<JobOutput, Job
 }
 
 async fn execute(ctx: &AppContext, job_run: &JobRun) -> Result<JobOutput, JobError> {
+    let started = Instant::now();
     let targets = &ctx.config.ranking_targets;
-    let mut tally = Tally::new(ctx, job_run);
 
     // Targets are fetched concurrently; the client's limiters keep the pace. Each target
-    // keeps its own tally (pages are sequential within a target), merged afterwards.
+    // keeps its own evidence (pages are sequential within a target), merged afterwards.
     // (Futures are built eagerly: a closure inside the stream trips the Send check.)
     let fetches: Vec<_> = targets
         .iter()
@@ -113,18 +116,18 @@ async fn execute(ctx: &AppContext, job_run: &JobRun) -> Result<JobOutput, JobErr
                 page,
                 "trying a failed ranking page again"
             );
-            match fetch_page(ctx, &mut r.tally, i, &targets[i], page).await? {
-                PageOutcome::Stored(p, _) => pages.push(p),
-                PageOutcome::Lost(_) => r.lost.push(page),
-                PageOutcome::Failed(e) => {
+            match fetch_page(ctx, &mut r.evidence, i, &targets[i], page).await? {
+                Ok(p) => pages.push(p),
+                Err(e) => {
                     tracing::warn!(first = %first_error, "ranking page failed again at the end of the job");
-                    r.tally.fail(ctx, &e, &page_slug(&targets[i], page)).await?;
+                    r.evidence.fail(ctx, &e, &page_slug(&targets[i], page)).await?;
                     r.lost.push(page);
                 }
             }
         }
     }
 
+    let mut evidence = Evidence::new(job_run);
     let mut snapshots = Vec::with_capacity(targets.len());
     for (i, r) in per_target.into_iter().enumerate() {
         let target_pages: Vec<&Page> = pages.iter().filter(|p| p.target == i).collect();
@@ -140,14 +143,8 @@ async fn execute(ctx: &AppContext, job_run: &JobRun) -> Result<JobOutput, JobErr
             failed_pages: r.lost.clone(),
             reason: r.stopped.clone(),
         });
-        tally.attempted += r.tally.attempted;
-        tally.manifest.extend(r.tally.manifest);
-        tally.failures.extend(r.tally.failures);
+        evidence.absorb(r.evidence);
     }
-
-    let mut checked = tally
-        .check(ctx, job_run, ctx.config.ranking_failure_threshold)
-        .await?;
 
     let (ranking_rows, item_rows) = build_rows(targets, &pages, job_run);
     // Stale higher ranks of an earlier same-day run are deleted only for targets read to
@@ -167,37 +164,59 @@ async fn execute(ctx: &AppContext, job_run: &JobRun) -> Result<JobOutput, JobErr
         })
         .collect();
 
-    let mut guard = ctx.db().await?;
-    let db = guard.as_mut().expect("connected");
-    let tx = db.client.transaction().await?;
-    let mut rows = BTreeMap::new();
-    rows.insert(
-        "rakuten_rankings".to_string(),
-        store::load_rankings(&tx, job_run, &ranking_rows, &complete).await?,
-    );
-    rows.insert(
-        "rakuten_items".to_string(),
-        store::load_items(&tx, job_run, &item_rows).await?,
-    );
-    let states = store::upsert_snapshots(&tx, job_run, &snapshots, PAGE_SIZE as i32).await?;
-    for s in states.iter().filter(|s| !s.complete) {
-        let text = format!(
-            "genre {} {}: incomplete, missing {}",
-            s.ranking_genre_id,
-            s.period,
-            s.missing_ranks.as_deref().unwrap_or("?")
-        );
-        tracing::warn!(snapshot = %text, "incomplete ranking snapshot");
-        checked.output.incomplete.push(text);
-    }
-    for s in states.iter().filter(|s| s.stale) {
-        tracing::warn!(genre_id = s.ranking_genre_id, period = %s.period, "stale ranking: same lastBuildDate as the previous snapshot");
-    }
-    let output = checked.commit(&tx, rows).await?;
-    tx.commit().await?;
-    drop(guard);
-    tally::publish(ctx, &output, job_run).await?;
-    Ok(output)
+    let verdict = evidence.into_verdict(ctx);
+    let threshold = ctx.config.ranking_failure_threshold;
+    let day = Day {
+        ranking_rows,
+        item_rows,
+        complete,
+        snapshots,
+    };
+    pipeline::conclude(ctx, job_run, verdict, threshold, started, &day, load).await
+}
+
+/// What the job loads: the day's ranking rows, the item fields they carry, the snapshots.
+struct Day {
+    ranking_rows: Vec<RankingRow>,
+    item_rows: Vec<ItemRow>,
+    /// Targets read to their end without a gap: (genre id, period, highest rank).
+    complete: Vec<(i64, String, i32)>,
+    snapshots: Vec<store::SnapshotInput>,
+}
+
+fn load<'t>(
+    tx: &'t Transaction<'t>,
+    job_run: &'t JobRun,
+    day: &'t Day,
+) -> BoxFuture<'t, Result<Loaded, JobError>> {
+    Box::pin(async move {
+        let rows = BTreeMap::from([
+            (
+                "rakuten_rankings".to_string(),
+                store::load_rankings(tx, job_run, &day.ranking_rows, &day.complete).await?,
+            ),
+            (
+                "rakuten_items".to_string(),
+                store::load_items(tx, job_run, &day.item_rows).await?,
+            ),
+        ]);
+        let states = store::upsert_snapshots(tx, job_run, &day.snapshots, PAGE_SIZE as i32).await?;
+        let mut incomplete = Vec::new();
+        for s in states.iter().filter(|s| !s.complete) {
+            let text = format!(
+                "genre {} {}: incomplete, missing {}",
+                s.ranking_genre_id,
+                s.period,
+                s.missing_ranks.as_deref().unwrap_or("?")
+            );
+            tracing::warn!(snapshot = %text, "incomplete ranking snapshot");
+            incomplete.push(text);
+        }
+        for s in states.iter().filter(|s| s.stale) {
+            tracing::warn!(genre_id = s.ranking_genre_id, period = %s.period, "stale ranking: same lastBuildDate as the previous snapshot");
+        }
+        Ok(Loaded { rows, incomplete })
+    })
 }
 
 /// Fetches one target's pages in order until a short page; stores each body before anything else.
@@ -218,22 +237,15 @@ fn page_slug(target: &RankingTarget, page: u32) -> String {
     )
 }
 
-enum PageOutcome {
-    /// Stored and parsed; the number of rows it held.
-    Stored(Page, usize),
-    /// Answered, but its body could not be kept (recorded as a failed unit).
-    Lost(usize),
-    Failed(ApiError),
-}
-
-/// One request for one page, its body stored before anything else.
+/// One request for one page, its body kept before anything else. The outer error stops
+/// the job (the raw store failed); the inner one is the request's.
 async fn fetch_page(
     ctx: &AppContext,
-    tally: &mut Tally,
+    evidence: &mut Evidence,
     index: usize,
     target: &RankingTarget,
     page: u32,
-) -> Result<PageOutcome, RawStoreError> {
+) -> Result<Result<Page, ApiError>, RawStoreError> {
     let q = RankingQuery {
         genre_id: target.genre_id,
         period: target.period.clone(),
@@ -241,33 +253,19 @@ async fn fetch_page(
     };
     let fetched = match ctx.rakuten.ranking(&q).await {
         Ok(f) => f,
-        Err(e) => return Ok(PageOutcome::Failed(e)),
+        Err(e) => return Ok(Err(e)),
     };
-    let records = fetched.parsed.items.len();
-    let slug = page_slug(target, page);
-    if !tally
-        .store_raw(
-            ctx,
-            &slug,
-            &fetched.unit,
-            &fetched.body,
-            records as u64,
-            fetched.attempts,
-        )
-        .await?
-    {
-        return Ok(PageOutcome::Lost(records));
-    }
-    Ok(PageOutcome::Stored(
-        Page {
-            target: index,
-            page,
-            items: fetched.parsed.items,
-            last_build_date: fetched.parsed.last_build_date,
-            title: fetched.parsed.title,
-        },
-        records,
-    ))
+    let records = fetched.parsed.items.len() as u64;
+    evidence
+        .kept(ctx, &page_slug(target, page), &fetched, records)
+        .await?;
+    Ok(Ok(Page {
+        target: index,
+        page,
+        items: fetched.parsed.items,
+        last_build_date: fetched.parsed.last_build_date,
+        title: fetched.parsed.title,
+    }))
 }
 
 /// A 4xx other than 429 is the API refusing the request itself: asking again, or for the
@@ -284,44 +282,38 @@ async fn fetch_pages(
 ) -> Result<TargetResult, RawStoreError> {
     let mut out = TargetResult {
         pages: Vec::new(),
-        tally: Tally::new(ctx, job_run),
+        evidence: Evidence::new(job_run),
         failed: Vec::new(),
         lost: Vec::new(),
         stopped: None,
     };
     for page in 1..=ctx.config.ranking_max_pages {
-        out.tally.attempted += 1;
-        match fetch_page(ctx, &mut out.tally, index, target, page).await? {
-            PageOutcome::Stored(p, records) => {
+        out.evidence.attempted += 1;
+        match fetch_page(ctx, &mut out.evidence, index, target, page).await? {
+            Ok(p) => {
+                let last = p.items.len() < PAGE_SIZE;
                 out.pages.push(p);
-                if records < PAGE_SIZE {
+                if last {
                     break;
                 }
             }
-            PageOutcome::Lost(records) => {
-                out.lost.push(page);
-                if records < PAGE_SIZE {
-                    break;
-                }
-            }
-            PageOutcome::Failed(e) if page == 1 && refused(&e) => {
+            Err(e) if page == 1 && refused(&e) => {
                 // The genre does not exist (or has no ranking): one request, one failure.
-                let why = format!(
-                    "ranking genre {} ({}) refused by the API: {}",
+                tracing::warn!(
+                    genre_id = target.genre_id,
+                    "ranking genre {} ({}) refused by the API: {e}",
                     target.genre_id,
-                    target.period_name(),
-                    e
+                    target.period_name()
                 );
-                tracing::warn!(genre_id = target.genre_id, "{why}");
-                out.tally.fail(ctx, &e, &page_slug(target, page)).await?;
+                out.evidence.fail(ctx, &e, &page_slug(target, page)).await?;
                 out.stopped = Some(format!("genre {} refused: {}", target.genre_id, e.kind()));
                 break;
             }
-            PageOutcome::Failed(e) if refused(&e) => {
-                out.tally.fail(ctx, &e, &page_slug(target, page)).await?;
+            Err(e) if refused(&e) => {
+                out.evidence.fail(ctx, &e, &page_slug(target, page)).await?;
                 out.lost.push(page);
             }
-            PageOutcome::Failed(e) => out.failed.push((page, e)),
+            Err(e) => out.failed.push((page, e)),
         }
     }
     Ok(out)

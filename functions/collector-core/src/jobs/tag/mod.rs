@@ -11,12 +11,15 @@ pub(crate) mod store;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use futures_util::{stream, StreamExt};
-use rakuten_client::{ApiError, Fetched, TagResponse, MAX_TAG_IDS};
+use std::time::Instant;
+
+use futures_util::future::BoxFuture;
+use rakuten_client::{TagResponse, MAX_TAG_IDS};
+use tokio_postgres::Transaction;
 
 use crate::db::ledger::{Job, JobRun};
 
-use super::tally::{self, Tally};
+use super::pipeline::{self, Evidence, Loaded};
 use super::{lifecycle, AppContext, JobError, JobOutput, RunInput};
 
 pub use store::{TagGroupRow, TagRow};
@@ -48,6 +51,7 @@ pub fn batch_slug(batch: &[i64]) -> String {
 }
 
 async fn execute(ctx: &AppContext, job_run: &JobRun) -> Result<JobOutput, JobError> {
+    let started = Instant::now();
     let targets = {
         let guard = ctx.db().await?;
         let client = &guard.as_ref().expect("connected").client;
@@ -61,69 +65,49 @@ async fn execute(ctx: &AppContext, job_run: &JobRun) -> Result<JobOutput, JobErr
         "fetching tags"
     );
 
-    // Each body is stored as soon as its answer arrives, before anything else is done with it.
-    let mut tally = Tally::new(ctx, job_run);
-    let fetches: Vec<_> = batches.iter().map(|b| fetch(ctx, b)).collect();
-    let mut results = stream::iter(fetches).buffer_unordered(CONCURRENCY);
-    let mut answers: Vec<(&[i64], TagResponse)> = Vec::new();
-    while let Some((batch, result)) = results.next().await {
-        tally.attempted += 1;
-        let slug = batch_slug(batch);
-        match result {
-            Ok(f) => {
-                let records = f
-                    .parsed
-                    .tag_groups
-                    .iter()
-                    .map(|g| g.tags.len() as u64)
-                    .sum();
-                if tally
-                    .store_raw(ctx, &slug, &f.unit, &f.body, records, f.attempts)
-                    .await?
-                {
-                    answers.push((batch, f.parsed));
-                }
-            }
-            Err(e) => tally.fail(ctx, &e, &slug).await?,
-        }
-    }
-    drop(results);
-    answers.sort_by_key(|(b, _)| b.first().copied());
-
-    let mut checked = tally
-        .check(ctx, job_run, ctx.config.tag_failure_threshold)
-        .await?;
+    let mut evidence = Evidence::new(job_run);
+    let answers = pipeline::fetch_each(
+        ctx,
+        &mut evidence,
+        &batches,
+        CONCURRENCY,
+        |batch| ctx.rakuten.tags(batch),
+        |batch| batch_slug(batch),
+        |t: &TagResponse| t.tag_groups.iter().map(|g| g.tags.len() as u64).sum(),
+    )
+    .await?;
+    let answers: Vec<(&[i64], TagResponse)> = answers.into_iter().map(|(&b, t)| (b, t)).collect();
     let (groups, tags, missing) = build_rows(&answers);
-    checked
-        .output
-        .extra
-        .insert("targets".into(), targets.len() as i64);
-    checked.output.extra.insert("missing".into(), missing);
 
-    let mut guard = ctx.db().await?;
-    let db = guard.as_mut().expect("connected");
-    let tx = db.client.transaction().await?;
-    let mut counts = BTreeMap::new();
-    counts.insert(
-        "rakuten_tag_groups".to_string(),
-        store::load_tag_groups(&tx, job_run, &groups).await?,
-    );
-    counts.insert(
-        "rakuten_tags".to_string(),
-        store::load_tags(&tx, job_run, &tags).await?,
-    );
-    let output = checked.commit(&tx, counts).await?;
-    tx.commit().await?;
-    drop(guard);
-    tally::publish(ctx, &output, job_run).await?;
-    Ok(output)
+    let mut verdict = evidence.into_verdict(ctx);
+    verdict.extra.insert("targets".into(), targets.len() as i64);
+    verdict.extra.insert("missing".into(), missing);
+    let threshold = ctx.config.tag_failure_threshold;
+    let rows = (groups, tags);
+    pipeline::conclude(ctx, job_run, verdict, threshold, started, &rows, load).await
 }
 
-async fn fetch<'a>(
-    ctx: &AppContext,
-    batch: &'a [i64],
-) -> (&'a [i64], Result<Fetched<TagResponse>, ApiError>) {
-    (batch, ctx.rakuten.tags(batch).await)
+fn load<'t>(
+    tx: &'t Transaction<'t>,
+    job_run: &'t JobRun,
+    (groups, tags): &'t (Vec<TagGroupRow>, Vec<TagRow>),
+) -> BoxFuture<'t, Result<Loaded, JobError>> {
+    Box::pin(async move {
+        let rows = BTreeMap::from([
+            (
+                "rakuten_tag_groups".to_string(),
+                store::load_tag_groups(tx, job_run, groups).await?,
+            ),
+            (
+                "rakuten_tags".to_string(),
+                store::load_tags(tx, job_run, tags).await?,
+            ),
+        ]);
+        Ok(Loaded {
+            rows,
+            ..Loaded::default()
+        })
+    })
 }
 
 /// Group and tag rows (one per id, the first answer wins) and the number of requested
