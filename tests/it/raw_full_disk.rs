@@ -18,60 +18,6 @@ use collector_core::rawstore::{
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-/// A tmpfs of a given size, unmounted (lazily) when dropped.
-struct SmallDisk {
-    dir: tempfile::TempDir,
-}
-
-impl SmallDisk {
-    /// `None` (with a message saying why) when this machine does not let us mount.
-    fn mount(size: &str) -> Option<SmallDisk> {
-        let dir = tempfile::tempdir().unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .output();
-        match out {
-            Ok(o) if o.status.success() => Some(SmallDisk { dir }),
-            Ok(o) => {
-                eprintln!(
-                    "SKIPPED: cannot mount a {size} tmpfs for the full-disk test (needs root or \
-                     CAP_SYS_ADMIN): {}",
-                    String::from_utf8_lossy(&o.stderr).trim()
-                );
-                None
-            }
-            Err(e) => {
-                eprintln!("SKIPPED: cannot run mount for the full-disk test: {e}");
-                None
-            }
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Makes room, as an operator freeing space would: the same file system, larger.
-    fn grow(&self, size: &str) {
-        let status = Command::new("mount")
-            .args(["-o", &format!("remount,size={size}")])
-            .arg(self.dir.path())
-            .status()
-            .unwrap();
-        assert!(status.success(), "cannot grow the tmpfs to {size}");
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .status();
-    }
-}
-
 /// Every file below `dir`, relative, sorted.
 fn files_below(dir: &Path) -> Vec<(String, u64)> {
     let mut out = Vec::new();
@@ -89,23 +35,6 @@ fn files_below(dir: &Path) -> Vec<(String, u64)> {
     }
     out.sort();
     out
-}
-
-/// Fills what space is left with a filler file; returns its path.
-fn fill(dir: &Path) -> PathBuf {
-    use std::io::Write;
-    let path = dir.join("filler");
-    let mut f = std::fs::File::create(&path).unwrap();
-    let chunk = vec![0u8; 4096];
-    loop {
-        match f.write(&chunk) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(_) => break,
-        }
-    }
-    let _ = f.sync_all();
-    path
 }
 
 /// A response-like body of about `len` bytes, distinct per `i`.

@@ -11,9 +11,11 @@ use collector_core::db;
 use collector_core::jobs::{AppContext, RakutenEndpoint};
 use collector_core::secrets::Secrets;
 use rakuten_sandbox::{Sandbox, SandboxConfig, SandboxHandle};
-use tokio_postgres::Client;
+pub use tokio_postgres::Client;
 
+pub mod small_disk;
 pub mod temp_pg;
+pub use small_disk::{fill, SmallDisk};
 pub use temp_pg::TempPostgres;
 
 /// The application ID and access key tests use: distinctive, so a leak is easy to find.
