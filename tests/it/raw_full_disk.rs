@@ -6,7 +6,7 @@
 //! freed the same writes succeed and `verify` passes.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use ichiba_collector_tests::{fill, SmallDisk};
 
 use bytes::Bytes;
 use chrono::{NaiveDate, Utc};
