@@ -20,7 +20,8 @@ use crate::OutputFormat;
 
 #[derive(Args, Debug)]
 pub struct JobArgs {
-    /// Work in this existing run (default: open a new run)
+    /// Work in this existing run (default: ranking opens a new run; item and is-active use
+    /// the newest run of the environment)
     #[arg(long)]
     pub run_id: Option<Uuid>,
     /// What to print on stdout when the job ends

@@ -36,8 +36,10 @@ enum Command {
     Sandbox(sandbox::SandboxArgs),
     /// Run the whole jobnet locally from statemachine/jobnet.asl.json (the definition AWS
     /// runs): migrations, Guard, Ranking, the Item loop, Genre and Tag in parallel,
-    /// IsActive, Notify; progress and a summary table. Exit 1 when a job fails, 3 when
-    /// another run of the environment is still going
+    /// IsActive, Notify; progress and a summary table. A plain run first resumes an
+    /// abandoned run of the same JST day. Exit status: 1 a job failed on its data, 2 bad
+    /// input or configuration, 3 another run of the environment is still going, 4 the
+    /// database or raw store failed, 5 anything else (docs/runbook.md)
     Run(run::RunArgs),
     /// Check manifests against the raw store (RAW_STORE; no database): every listed object
     /// must exist with its recorded size and SHA-256. Exit 0 when all match, 1 naming each
