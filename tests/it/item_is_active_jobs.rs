@@ -326,3 +326,68 @@ async fn is_active_follows_the_window_and_refuses_without_evidence() {
     );
     sandbox.shutdown().await;
 }
+
+/// Case 6 of "succeeded means complete": a malformed 200 body is retried like a 5xx, and
+/// the last malformed body of a unit that never got a good one is kept under a quarantine
+/// key listed in the manifest, whose objects all verify. Truthful counters: Item's
+/// retries are counted.
+#[tokio::test]
+async fn malformed_bodies_are_retried_and_the_last_one_kept_under_quarantine() {
+    let db = TestDb::new().await;
+    let raw = tempfile::tempdir().unwrap();
+    // Ranking against a clean sandbox; Item against one with the same data whose Item
+    // Search answers some items (the same ones every time) with a cut-short body.
+    let clean = start_sandbox(sandbox_config(200)).await;
+    let ctx = context(job_config(&db, &clean, raw.path(), &[])).await;
+    let run_id = ranked(&ctx).await;
+    clean.shutdown().await;
+    let spoiled = start_sandbox(SandboxConfig {
+        malformed_rate: 0.02,
+        error_mode: ErrorMode::Persistent,
+        ..sandbox_config(200)
+    })
+    .await;
+    let ctx = context(job_config(&db, &spoiled, raw.path(), &[])).await;
+    let out = item::run(&ctx, RunInput { run_id }, None).await.unwrap();
+    assert!(out.done);
+    let failed = out.units.failed as u64;
+    assert!(failed > 0, "some items answer malformed bodies");
+    // Each failed item was asked 4 times (RAKUTEN_MAX_ATTEMPTS): 3 retries each.
+    assert_eq!(out.retries, 3 * failed, "{out:?}");
+    assert_eq!(out.requests, 200 + 3 * failed);
+    assert_eq!(spoiled.stats().malformed, 4 * failed);
+    let c = db.client().await;
+    let recorded_retries = scalar(
+        &c,
+        "SELECT retries::bigint FROM etl_job_runs WHERE run_id = $1 AND job = 'item'",
+        run_id,
+    )
+    .await;
+    assert_eq!(recorded_retries as u64, 3 * failed);
+    let kinds = scalar(
+        &c,
+        "SELECT count(*) FROM etl_failures WHERE run_id = $1 AND job = 'item' AND error_kind = 'malformed'",
+        run_id,
+    )
+    .await;
+    assert_eq!(kinds as u64, failed);
+
+    let manifest: collector_core::rawstore::Manifest = serde_json::from_slice(
+        &std::fs::read(raw.path().join(out.manifest_key.as_ref().unwrap())).unwrap(),
+    )
+    .unwrap();
+    let quarantined: Vec<_> = manifest.objects.iter().filter(|o| o.is_quarantine()).collect();
+    assert_eq!(quarantined.len() as u64, failed);
+    for q in &quarantined {
+        assert!(q.key.contains("/quarantine/"), "{}", q.key);
+        let body = std::fs::read(raw.path().join(&q.key)).unwrap();
+        assert!(
+            serde_json::from_slice::<serde_json::Value>(&body).is_err(),
+            "a quarantined body is the malformed one"
+        );
+    }
+    let problems =
+        collector_core::rawstore::verify::verify_manifest(ctx.store.as_ref(), &manifest).await;
+    assert!(problems.is_empty(), "{problems:?}");
+    spoiled.shutdown().await;
+}

@@ -528,3 +528,31 @@ async fn a_ranking_rerun_in_the_same_run_fills_the_hole() {
     assert_eq!(row.get::<_, i32>(2), 200);
     sandbox.shutdown().await;
 }
+
+/// Case 7 of "succeeded means complete": a Ranking that fails on the raw store still
+/// records the requests it sent.
+#[tokio::test]
+async fn a_ranking_that_fails_on_the_raw_store_records_its_requests() {
+    let db = TestDb::new().await;
+    let sandbox = start_sandbox(sandbox_config(100)).await;
+    let dir = tempfile::tempdir().unwrap();
+    // The raw store's directory is a file: the first write fails.
+    let raw = dir.path().join("not-a-directory");
+    std::fs::write(&raw, b"x").unwrap();
+    let ctx = context(job_config(&db, &sandbox, &raw, &[])).await;
+    let err = ranking::run(&ctx, RankingInput::default()).await.unwrap_err();
+    assert_eq!(err.error_type(), "RawStoreError", "{err}");
+    let c = db.client().await;
+    let row = c
+        .query_one(
+            "SELECT status, requests FROM etl_job_runs WHERE job = 'ranking'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (status, requests): (String, i32) = (row.get(0), row.get(1));
+    assert_eq!(status, "failed");
+    assert!(requests > 0);
+    assert_eq!(requests as u64, sandbox.stats().requests);
+    sandbox.shutdown().await;
+}
