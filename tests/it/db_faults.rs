@@ -204,3 +204,53 @@ async fn a_killed_server_is_a_clear_connection_error() {
     );
     assert!(text.contains("refused"), "{text}");
 }
+
+/// (tries so far, how many of them the server ends)
+type Losses = (std::sync::atomic::AtomicU32, u32);
+
+/// A step whose first `lose` tries have their connection ended by the server, as a
+/// restart or a pooler would.
+fn select_seven<'t>(
+    tx: &'t tokio_postgres::Transaction<'t>,
+    (tries, lose): &'t Losses,
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<i32, collector_core::jobs::JobError>> + Send + 't>,
+> {
+    Box::pin(async move {
+        if tries.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < *lose {
+            let _ = tx
+                .execute("SELECT pg_terminate_backend(pg_backend_pid())", &[])
+                .await;
+        }
+        Ok(tx.query_one("SELECT 7", &[]).await?.get(0))
+    })
+}
+
+/// A connection lost while a job commits (a server restart, a pooler dropping it) is
+/// opened again and the idempotent step tried once more; lost twice, the error stands.
+#[tokio::test]
+async fn a_lost_connection_is_reopened_and_the_step_tried_once_more() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let db = TestDb::new().await;
+    let sandbox = start_sandbox(sandbox_config(10)).await;
+    let raw = tempfile::tempdir().unwrap();
+    let ctx = context(job_config(&db, &sandbox, raw.path(), &[])).await;
+
+    let lost_once: Losses = (AtomicU32::new(0), 1);
+    let value = ctx
+        .transact("testing a lost connection", &lost_once, select_seven)
+        .await
+        .unwrap();
+    assert_eq!(value, 7);
+    assert_eq!(lost_once.0.load(Ordering::SeqCst), 2, "tried once more");
+
+    let lost_twice: Losses = (AtomicU32::new(0), 2);
+    let err = ctx
+        .transact("testing a lost connection", &lost_twice, select_seven)
+        .await
+        .unwrap_err();
+    assert_eq!(lost_twice.0.load(Ordering::SeqCst), 2, "only once more");
+    assert_eq!(err.error_type(), "DatabaseError");
+    assert!(err.to_string().contains("connection"), "{err}");
+    sandbox.shutdown().await;
+}
