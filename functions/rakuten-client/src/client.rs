@@ -115,6 +115,33 @@ struct Counters {
     server_errors: AtomicU64,
     timeouts: AtomicU64,
     malformed: AtomicU64,
+    /// How much of requests / retries / throttled has been recorded elsewhere (a ledger).
+    recorded: [AtomicU64; 3],
+}
+
+/// The counters of one [`RakutenClient::scoped_in`] future, shareable with code outside
+/// it (a heartbeat that records the job's requests while it works).
+#[derive(Clone, Default)]
+pub struct StatsScope(Arc<Counters>);
+
+impl StatsScope {
+    pub fn stats(&self) -> ClientStats {
+        self.0.snapshot()
+    }
+
+    /// Requests, retries and 429s counted since the last take, now marked recorded. Takes
+    /// never overlap, however many recorders take concurrently.
+    pub fn take_unrecorded(&self) -> ClientStats {
+        self.0.take_unrecorded()
+    }
+
+    /// Undoes a take whose recording failed: those counts are unrecorded again.
+    pub fn give_back(&self, taken: ClientStats) {
+        let r = &self.0.recorded;
+        r[0].fetch_sub(taken.requests, Ordering::Relaxed);
+        r[1].fetch_sub(taken.retries, Ordering::Relaxed);
+        r[2].fetch_sub(taken.throttled, Ordering::Relaxed);
+    }
 }
 
 impl Counters {
@@ -129,18 +156,18 @@ impl Counters {
         }
     }
 
-    /// Reads and zeroes the counters, each atomically.
-    fn take(&self) -> ClientStats {
+    fn take_unrecorded(&self) -> ClientStats {
+        let take = |field: &AtomicU64, mark: &AtomicU64| {
+            let now = field.load(Ordering::Relaxed);
+            now - mark.swap(now, Ordering::Relaxed).min(now)
+        };
         ClientStats {
-            requests: self.requests.swap(0, Ordering::Relaxed),
-            retries: self.retries.swap(0, Ordering::Relaxed),
-            throttled: self.throttled.swap(0, Ordering::Relaxed),
-            server_errors: self.server_errors.swap(0, Ordering::Relaxed),
-            timeouts: self.timeouts.swap(0, Ordering::Relaxed),
-            malformed: self.malformed.swap(0, Ordering::Relaxed),
+            requests: take(&self.requests, &self.recorded[0]),
+            retries: take(&self.retries, &self.recorded[1]),
+            throttled: take(&self.throttled, &self.recorded[2]),
+            ..ClientStats::default()
         }
-    }
-}
+    }}
 
 struct Inner {
     http: reqwest::Client,
@@ -492,12 +519,15 @@ impl RakutenClient {
             .unwrap_or_else(|_| self.stats())
     }
 
-    /// The current [`RakutenClient::scoped`] future's counters since the last call (then
-    /// zeroed): a job that records its requests as it goes (Item, batch by batch) takes
-    /// what it records, so whatever is left when it stops was sent but not yet recorded.
-    /// Outside a scope: all zero.
-    pub fn take_current_stats(&self) -> ClientStats {
-        SCOPE.try_with(|c| c.take()).unwrap_or_default()
+    /// The current scope (see [`RakutenClient::scoped_in`]), if any.
+    pub fn current_scope(&self) -> Option<StatsScope> {
+        SCOPE.try_with(|c| StatsScope(Arc::clone(c))).ok()
+    }
+
+    /// Runs `fut` with the counters of `scope` (visible through
+    /// [`RakutenClient::current_stats`] inside it and through `scope` outside).
+    pub async fn scoped_in<F: std::future::Future>(&self, scope: &StatsScope, fut: F) -> F::Output {
+        SCOPE.scope(Arc::clone(&scope.0), fut).await
     }
 
     /// Runs `fut` with counters of its own (visible through [`RakutenClient::current_stats`]

@@ -16,6 +16,7 @@ mod lenient;
 pub mod models;
 
 pub use client::{
+    StatsScope,
     ClientStats, Fetched, Pacer, RakutenClient, RankingQuery, SentRequest, Slot, MAX_RANKING_PAGE,
     MAX_TAG_IDS,
 };

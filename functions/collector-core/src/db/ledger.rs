@@ -269,6 +269,9 @@ pub async fn start_job(
                  status = 'running',
                  attempt = j.attempt + CASE WHEN j.status IN ('running', 'abandoned') THEN 0 ELSE 1 END,
                  invocations = j.invocations + 1, last_started_at = EXCLUDED.last_started_at,
+                 requests = CASE WHEN j.status IN ('running', 'abandoned') THEN j.requests ELSE 0 END,
+                 retries = CASE WHEN j.status IN ('running', 'abandoned') THEN j.retries ELSE 0 END,
+                 throttled = CASE WHEN j.status IN ('running', 'abandoned') THEN j.throttled ELSE 0 END,
                  duration_ms = CASE WHEN j.status IN ('running', 'abandoned') THEN j.duration_ms END,
                  threshold = EXCLUDED.threshold, finished_at = NULL, error_type = NULL, error_message = NULL
              RETURNING attempt, job_start_at, invocations, (SELECT status FROM prev), queue_size",
@@ -410,10 +413,10 @@ pub async fn finish_job(
     client
         .execute(
             "UPDATE etl_job_runs SET status = $3, finished_at = $4, duration_ms = coalesce(duration_ms, 0) + $5,
-                 attempted = $6, succeeded = $7, failed = $8, failure_rate = $9, requests = $10, throttled = $11,
-                 rows_inserted = $12, rows_updated = $13, rows_unchanged = $14, rows_deleted = $15,
-                 raw_written = $16, raw_identical = $17, manifest_key = $18, error_type = $19, error_message = $20,
-                 output = $21, retries = $22
+                 attempted = $6, succeeded = $7, failed = $8, failure_rate = $9,
+                 rows_inserted = $10, rows_updated = $11, rows_unchanged = $12, rows_deleted = $13,
+                 raw_written = $14, raw_identical = $15, manifest_key = $16, error_type = $17, error_message = $18,
+                 output = $19
              WHERE run_id = $1 AND job = $2",
             &[
                 &job_run.run.run_id,
@@ -425,8 +428,6 @@ pub async fn finish_job(
                 &counts.succeeded,
                 &counts.failed,
                 &counts.failure_rate,
-                &counts.requests,
-                &counts.throttled,
                 &counts.rows_inserted,
                 &counts.rows_updated,
                 &counts.rows_unchanged,
@@ -437,11 +438,32 @@ pub async fn finish_job(
                 &error.map(|e| e.0),
                 &error.map(|e| e.1),
                 output,
-                &counts.retries,
             ],
         )
         .await?;
     Ok(())
+}
+
+/// Adds requests the job sent to its job run's counters (recorded as the job goes, so a
+/// killed invocation loses at most the last few seconds' count); returns the totals.
+pub async fn add_sent(
+    client: &impl GenericClient,
+    job_run: &JobRun,
+    sent: Sent,
+) -> Result<Sent, DbError> {
+    let row = client
+        .query_one(
+            "UPDATE etl_job_runs SET requests = requests + $3, retries = retries + $4, throttled = throttled + $5
+             WHERE run_id = $1 AND job = $2 RETURNING requests, retries, throttled",
+            &[&job_run.run.run_id, &job_run.job.as_str(), &sent.requests, &sent.retries, &sent.throttled],
+        )
+        .await
+        .context("recording the requests sent")?;
+    Ok(Sent {
+        requests: row.get(0),
+        retries: row.get(1),
+        throttled: row.get(2),
+    })
 }
 
 /// Requests an invocation sent, as counted by the client when sent.
@@ -467,9 +489,7 @@ pub async fn abort_job(
             "UPDATE etl_job_runs SET status = 'failed', finished_at = now(),
                  duration_ms = coalesce(duration_ms, 0) + (extract(epoch FROM now() - last_started_at) * 1000)::bigint,
                  error_type = $3, error_message = $4,
-                 requests = CASE WHEN job = 'item' THEN requests ELSE 0 END + $5,
-                 retries = CASE WHEN job = 'item' THEN retries ELSE 0 END + $6,
-                 throttled = CASE WHEN job = 'item' THEN throttled ELSE 0 END + $7
+                 requests = requests + $5, retries = retries + $6, throttled = throttled + $7
              WHERE run_id = $1 AND job = $2",
             &[
                 &job_run.run.run_id,
@@ -483,4 +503,20 @@ pub async fn abort_job(
         )
         .await?;
     Ok(())
+}
+
+impl From<rakuten_client::ClientStats> for Sent {
+    fn from(s: rakuten_client::ClientStats) -> Self {
+        Sent {
+            requests: s.requests as i32,
+            retries: s.retries as i32,
+            throttled: s.throttled as i32,
+        }
+    }
+}
+
+impl Sent {
+    pub fn is_zero(&self) -> bool {
+        *self == Sent::default()
+    }
 }

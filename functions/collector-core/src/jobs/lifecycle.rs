@@ -1,6 +1,9 @@
 //! What every job does around its work: find or open the run, start (or continue) its
 //! job run in the ledger, and on the way out leave the ledger consistent.
 
+use std::time::{Duration, Instant};
+
+use rakuten_client::StatsScope;
 use uuid::Uuid;
 
 use crate::db::ledger::{self, Job, JobRun};
@@ -73,17 +76,15 @@ pub async fn finish(
 ) -> Result<(), JobError> {
     let guard = ctx.db().await?;
     let client = &guard.as_ref().expect("connected").client;
-    if let Err(e) = result {
-        if !matches!(e, JobError::FailureRateExceeded { .. }) {
-            ledger::abort_job(
-                client,
-                &started.job_run,
-                e.error_type(),
-                &e.to_string(),
-                sent,
-            )
-            .await?;
+    match result {
+        Err(e) if !matches!(e, JobError::FailureRateExceeded { .. }) => {
+            ledger::abort_job(client, &started.job_run, e.error_type(), &e.to_string(), sent)
+                .await?;
         }
+        _ if !sent.is_zero() => {
+            ledger::add_sent(client, &started.job_run, sent).await?;
+        }
+        _ => {}
     }
     let done = result.as_ref().map(|o| o.done).unwrap_or(true);
     if started.closes_run && done {
@@ -102,11 +103,45 @@ pub async fn finish(
     Ok(())
 }
 
-/// Renews the run's lease every quarter lease until dropped (when the job's work ends).
-async fn heartbeat(ctx: &AppContext, run_id: Uuid) -> std::convert::Infallible {
+/// How often the requests a job sent are recorded in the ledger while it works: a killed
+/// invocation loses at most this long's count.
+const RECORD_SENT_EVERY: Duration = Duration::from_secs(5);
+
+/// Records in the ledger what the job sent and has not recorded yet.
+async fn record_sent(ctx: &AppContext, job_run: &JobRun, scope: &StatsScope) -> Result<(), JobError> {
+    let taken = scope.take_unrecorded();
+    let sent = ledger::Sent::from(taken);
+    if sent.is_zero() {
+        return Ok(());
+    }
+    let recorded = async {
+        let guard = ctx.db().await?;
+        let client = &guard.as_ref().expect("connected").client;
+        ledger::add_sent(client, job_run, sent).await?;
+        Ok::<_, JobError>(())
+    }
+    .await;
+    if recorded.is_err() {
+        scope.give_back(taken);
+    }
+    recorded
+}
+
+/// While the job works: records its requests every few seconds and renews the run's lease
+/// every quarter lease. Runs until dropped (when the job's work ends).
+async fn heartbeat(ctx: &AppContext, job_run: &JobRun, scope: &StatsScope) -> std::convert::Infallible {
     let lease = ctx.config.run_lease;
+    let run_id = job_run.run.run_id;
+    let mut renewed_at = Instant::now();
     loop {
-        tokio::time::sleep(lease / 4).await;
+        tokio::time::sleep(RECORD_SENT_EVERY.min(lease / 4)).await;
+        if let Err(e) = record_sent(ctx, job_run, scope).await {
+            tracing::warn!(%run_id, error = %e, "could not record the requests sent so far");
+        }
+        if renewed_at.elapsed() < lease / 4 {
+            continue;
+        }
+        renewed_at = Instant::now();
         let renewed = async {
             let guard = ctx.db().await?;
             let client = &guard.as_ref().expect("connected").client;
@@ -135,25 +170,18 @@ where
 {
     let started = start(ctx, run_id, job, threshold, may_open).await?;
     // The job's own request counters, even when another job shares the client.
-    let job_run = started.job_run.clone();
-    let work = ctx.rakuten.scoped(async move {
-        let r = work(job_run).await;
-        // Read inside the scope: what this job sent and has not recorded yet (Item records
-        // batch by batch), for the ledger even when it failed.
-        let s = ctx.rakuten.take_current_stats();
-        let sent = ledger::Sent {
-            requests: s.requests as i32,
-            retries: s.retries as i32,
-            throttled: s.throttled as i32,
-        };
-        (r, sent)
-    });
-    // The lease is renewed while the job works; both futures are polled together, so the
-    // heartbeat waiting for the connection never blocks the job that holds it.
-    let (result, sent) = tokio::select! {
+    let scope = StatsScope::default();
+    let work = ctx
+        .rakuten
+        .scoped_in(&scope, work(started.job_run.clone()));
+    // Both futures are polled together, so the heartbeat waiting for the connection
+    // never blocks the job that holds it.
+    let result = tokio::select! {
         r = work => r,
-        never = heartbeat(ctx, started.job_run.run.run_id) => match never {},
+        never = heartbeat(ctx, &started.job_run, &scope) => match never {},
     };
+    // What the job sent and did not record itself (all of it, when it failed).
+    let sent = ledger::Sent::from(scope.take_unrecorded());
     if let Err(e) = finish(ctx, &started, &result, sent).await {
         tracing::error!(error = %e, "could not record the job's end in the ledger");
         if result.is_ok() {

@@ -135,9 +135,8 @@ impl Evidence {
         self.failures.extend(other.failures);
     }
 
-    /// The invocation's verdict inputs; the requests are those this job sent so far.
-    pub fn into_verdict(self, ctx: &AppContext) -> Verdict {
-        let s = ctx.rakuten.current_stats();
+    /// The invocation's verdict inputs.
+    pub fn into_verdict(self) -> Verdict {
         Verdict {
             attempted: self.attempted,
             failed: self.failures.len() as i32,
@@ -147,11 +146,6 @@ impl Evidence {
                 .map(|f| describe_failure(&f.unit, &f.message)),
             unrecorded: self.failures,
             manifest: self.manifest,
-            sent: Sent {
-                requests: s.requests as i32,
-                retries: s.retries as i32,
-                throttled: s.throttled as i32,
-            },
             extra: BTreeMap::new(),
         }
     }
@@ -210,7 +204,6 @@ pub struct Verdict {
     pub unrecorded: Vec<UnitFailure>,
     /// Every object the job run kept, for its manifest.
     pub manifest: Vec<ManifestEntry>,
-    pub sent: Sent,
     /// Job-specific counts for the output (`targets`, `missing`, `queued`, …).
     pub extra: BTreeMap<String, i64>,
 }
@@ -249,7 +242,7 @@ pub async fn conclude<D: Sync>(
     load: LoadFn<D>,
 ) -> Result<JobOutput, JobError> {
     let failure_rate = verdict.failure_rate();
-    let (attempted, failed, sent) = (verdict.attempted, verdict.failed, verdict.sent);
+    let (attempted, failed) = (verdict.attempted, verdict.failed);
     let raw_written = verdict
         .manifest
         .iter()
@@ -265,9 +258,6 @@ pub async fn conclude<D: Sync>(
         succeeded: attempted - failed,
         failed,
         failure_rate,
-        requests: sent.requests,
-        retries: sent.retries,
-        throttled: sent.throttled,
         raw_written,
         raw_identical,
         ..Default::default()
@@ -285,9 +275,10 @@ pub async fn conclude<D: Sync>(
         },
         failure_rate,
         threshold,
-        requests: sent.requests as u64,
-        retries: sent.retries as u64,
-        throttled: sent.throttled as u64,
+        // Set when the job run closes: the job run's totals.
+        requests: 0,
+        retries: 0,
+        throttled: 0,
         rows: BTreeMap::new(),
         raw_written,
         raw_identical,
@@ -297,8 +288,12 @@ pub async fn conclude<D: Sync>(
         incomplete: Vec::new(),
         extra: verdict.extra,
     };
+    // What the job sent and has not recorded yet goes into the closing transaction.
+    let scope = ctx.rakuten.current_scope().unwrap_or_default();
+    let taken = scope.take_unrecorded();
     let mut closing = Closing {
         job_run,
+        sent: Sent::from(taken),
         counts,
         output,
         failures: verdict.unrecorded,
@@ -320,13 +315,15 @@ pub async fn conclude<D: Sync>(
         closing.error = Some((err.error_type(), err.to_string()));
         closing.output.status = "failed".into();
         ctx.transact("recording the failed job run", &closing, close_job::<D>)
-            .await?;
+            .await
+            .inspect_err(|_| scope.give_back(taken))?;
         tracing::error!(run_id = %job_run.run.run_id, job = %job_run.job, failed, attempted, "failure rate exceeded");
         return Err(err);
     }
     let output = ctx
         .transact("loading the job's rows", &closing, close_job::<D>)
-        .await?;
+        .await
+        .inspect_err(|_| scope.give_back(taken))?;
     publish(ctx, &output, job_run).await?;
     Ok(output)
 }
@@ -334,6 +331,8 @@ pub async fn conclude<D: Sync>(
 /// A job run being closed: with its load (succeeded) or without (`error`).
 struct Closing<'a, D> {
     job_run: &'a JobRun,
+    /// Requests not recorded yet.
+    sent: Sent,
     counts: JobCounts,
     output: JobOutput,
     failures: Vec<UnitFailure>,
@@ -366,6 +365,12 @@ fn close_job<'t, 'a, D: Sync>(
             counts.rows_deleted = total.deleted;
         }
         out.duration_ms = c.started.elapsed().as_millis() as i64;
+        let total = ledger::add_sent(tx, c.job_run, c.sent).await?;
+        (out.requests, out.retries, out.throttled) = (
+            total.requests as u64,
+            total.retries as u64,
+            total.throttled as u64,
+        );
         ledger::record_failures(tx, c.job_run, &c.failures).await?;
         let doc = serde_json::to_value(&out).expect("output serialises");
         let error = c.error.as_ref().map(|(t, m)| (*t, m.as_str()));

@@ -69,7 +69,7 @@ async fn execute(ctx: &AppContext, job_run: &JobRun) -> Result<JobOutput, JobErr
     let answers: Vec<(i64, GenreResponse)> = answers.into_iter().map(|(&id, g)| (id, g)).collect();
     let (rows, missing) = build_rows(&answers);
 
-    let mut verdict = evidence.into_verdict(ctx);
+    let mut verdict = evidence.into_verdict();
     verdict.extra.insert("targets".into(), targets.len() as i64);
     if missing > 0 {
         verdict.extra.insert("missing".into(), missing);

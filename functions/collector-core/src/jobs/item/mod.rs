@@ -109,19 +109,17 @@ async fn execute(
             }
             outcomes.push(fetch_one(ctx, &keys, code).await?);
         }
-        // What this batch sent, taken from the job's counters so it is recorded once.
-        let s = ctx.rakuten.take_current_stats();
-        let sent = ledger::Sent {
-            requests: s.requests as i32,
-            retries: s.retries as i32,
-            throttled: s.throttled as i32,
-        };
+        // What this batch sent is recorded with it (taken from the job's counters once).
+        let scope = ctx.rakuten.current_scope().unwrap_or_default();
+        let taken = scope.take_unrecorded();
+        let sent = ledger::Sent::from(taken);
         ctx.transact(
             "saving an item batch",
             &(job_run, outcomes, sent),
             |tx, (job_run, outcomes, sent)| Box::pin(store::save_batch(tx, job_run, outcomes, *sent)),
         )
-        .await?;
+        .await
+        .inspect_err(|_| scope.give_back(taken))?;
         if paused {
             break;
         }
@@ -184,7 +182,6 @@ async fn execute(
         first_failure: store::first_failure(client, job_run).await?,
         unrecorded: Vec::new(),
         manifest: store::stored_objects(client, run_id).await?,
-        sent,
         extra,
     };
     drop(guard);

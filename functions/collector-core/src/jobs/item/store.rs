@@ -125,7 +125,7 @@ pub async fn ensure_queue(
 
 async fn reset_counters(tx: &Transaction<'_>, run_id: Uuid) -> Result<(), JobError> {
     tx.execute(
-        "UPDATE etl_job_runs SET requests = 0, retries = 0, throttled = 0, rows_inserted = 0, rows_updated = 0, rows_unchanged = 0,
+        "UPDATE etl_job_runs SET rows_inserted = 0, rows_updated = 0, rows_unchanged = 0,
              raw_written = 0, raw_identical = 0
          WHERE run_id = $1 AND job = 'item'",
         &[&run_id],

@@ -164,7 +164,7 @@ async fn execute(ctx: &AppContext, job_run: &JobRun) -> Result<JobOutput, JobErr
         })
         .collect();
 
-    let verdict = evidence.into_verdict(ctx);
+    let verdict = evidence.into_verdict();
     let threshold = ctx.config.ranking_failure_threshold;
     let day = Day {
         ranking_rows,

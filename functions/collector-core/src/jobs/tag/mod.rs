@@ -79,7 +79,7 @@ async fn execute(ctx: &AppContext, job_run: &JobRun) -> Result<JobOutput, JobErr
     let answers: Vec<(&[i64], TagResponse)> = answers.into_iter().map(|(&b, t)| (b, t)).collect();
     let (groups, tags, missing) = build_rows(&answers);
 
-    let mut verdict = evidence.into_verdict(ctx);
+    let mut verdict = evidence.into_verdict();
     verdict.extra.insert("targets".into(), targets.len() as i64);
     verdict.extra.insert("missing".into(), missing);
     let threshold = ctx.config.tag_failure_threshold;
