@@ -92,6 +92,19 @@ async fn killed_mid_invocation_then_rerun_loses_and_duplicates_nothing() {
         status, "running",
         "a killed invocation leaves its job run open"
     );
+    // Requests are recorded as they go: what the ledger has at the kill, against what
+    // the sandbox received; the difference is the count lost with the process.
+    let recorded_at_kill: i32 = c
+        .query_one(
+            "SELECT requests FROM etl_job_runs WHERE run_id = $1 AND job = 'item'",
+            &[&run_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let sent_at_kill = sandbox.stats().requests - requests_before;
+    assert!(recorded_at_kill > 0 && recorded_at_kill as u64 <= sent_at_kill);
+    let lost = sent_at_kill - recorded_at_kill as u64;
 
     // Rerun to completion.
     let rerun = spawn.clone();
@@ -115,6 +128,18 @@ async fn killed_mid_invocation_then_rerun_loses_and_duplicates_nothing() {
         (200..=205).contains(&requests),
         "at most the in-flight batch of 5 is fetched again ({requests})"
     );
+    // The ledger's total is everything sent but the count lost with the killed process.
+    let recorded: i32 = c
+        .query_one(
+            "SELECT requests FROM etl_job_runs WHERE run_id = $1 AND job = 'item'",
+            &[&run_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    println!("ledger: {recorded} requests recorded, {lost} lost with the killed process");
+    assert_eq!(recorded as u64, requests - lost);
+    assert_eq!(doc["requests"], recorded);
 
     // Nothing lost: every ranked item has its details, with the source's tag IDs.
     let rows = c
