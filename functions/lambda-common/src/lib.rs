@@ -148,7 +148,7 @@ where
                 let job = Arc::clone(&job);
                 async move {
                     let inv = Invocation {
-                        deadline: Some(event.context.deadline()),
+                        deadline: usable_deadline(event.context.deadline()),
                     };
                     let env = ctx.config.env.as_str();
                     match job(Arc::clone(&ctx), event.payload, inv).await {
@@ -185,5 +185,17 @@ where
                 std::process::exit(1);
             }
         },
+    }
+}
+
+/// The invocation's deadline, unless it has already passed as the invocation starts:
+/// the Lambda service never sends that, but a local runtime emulator (`cargo lambda
+/// watch`) does, and a time-boxed job would then never work.
+fn usable_deadline(deadline: std::time::SystemTime) -> Option<std::time::SystemTime> {
+    if deadline > std::time::SystemTime::now() {
+        Some(deadline)
+    } else {
+        tracing::warn!("the invocation's deadline has already passed as it starts (a local emulator?): no time box");
+        None
     }
 }

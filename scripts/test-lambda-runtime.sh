@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Every Lambda function invoked through a Lambda Runtime API emulator (cargo-lambda's
+# `cargo lambda watch`), the way the Lambda service drives them: the jobnet in order —
+# Guard, Ranking, Item (invoked again until done), Genre, Tag, IsActive, Notify — against
+# the built-in Rakuten sandbox (`collector sandbox`), the local PostgreSQL (a database of
+# its own), a raw-store directory and moto (Step Functions for Guard, SNS for Notify);
+# then one bad event, whose error must come back with the Diagnostic's errorType
+# (`InvalidInput`), which is what Step Functions matches. Prints one line per invocation.
+#
+# Needs: scripts/install-tools.sh (.venv: cargo-lambda, boto3), PostgreSQL and moto
+# (scripts/start-postgres.sh, scripts/start-moto.sh). Environment: TEST_DATABASE_URL
+# (an admin URL, default postgresql://postgres@127.0.0.1:5432/postgres), MOTO_ENDPOINT.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+export PATH="$ROOT/.venv/bin:$PATH"
+MOTO="${MOTO_ENDPOINT:-http://127.0.0.1:5055}"
+ADMIN_URL="${TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/postgres}"
+
+work="$(mktemp -d)"
+pids=()
+db="lambda_emulator_$$"
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  # The functions' logs, kept for a look afterwards.
+  mkdir -p "$ROOT/.local" && cp "$work/watch.log" "$ROOT/.local/lambda-runtime.log" 2>/dev/null
+  wait 2>/dev/null
+  psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_port() { # port, what
+  for _ in $(seq 1 600); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.5
+  done
+  echo "FAILED: $2 never listened on port $1" >&2
+  return 1
+}
+
+echo "building the collector CLI (for the sandbox and the migrations)"
+cargo build -q -p collector --bin collector || exit 1
+collector="$ROOT/target/debug/collector"
+
+sandbox_port="$(free_port)"
+"$collector" sandbox --port "$sandbox_port" --items 200 --rate-limit 0 >"$work/sandbox.log" 2>&1 &
+pids+=($!)
+wait_port "$sandbox_port" "the sandbox" || exit 1
+
+# moto: the state machine Guard checks for running executions, the topic Notify publishes to.
+read -r sm_arn topic_arn < <(MOTO="$MOTO" python3 - <<'PY'
+import json, os, boto3
+kw = dict(endpoint_url=os.environ["MOTO"], region_name="ap-northeast-1",
+          aws_access_key_id="testing", aws_secret_access_key="testing")
+sfn = boto3.client("stepfunctions", **kw)
+sm = sfn.create_state_machine(
+    name=f"ichiba-collector-emulator-{os.getpid()}",
+    definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+    roleArn="arn:aws:iam::123456789012:role/emulator")
+topic = boto3.client("sns", **kw).create_topic(Name=f"ichiba-collector-emulator-{os.getpid()}")
+print(sm["stateMachineArn"], topic["TopicArn"])
+PY
+) || { echo "FAILED: cannot prepare moto at $MOTO" >&2; exit 1; }
+
+export APP_ENV=local
+export DATABASE_URL="${ADMIN_URL%/*}/$db"
+export RAW_STORE="file://$work/raw"
+export RAKUTEN_API_BASE_URL="http://127.0.0.1:$sandbox_port"
+export RAKUTEN_APPLICATION_ID=00000000-0000-4000-8000-000000000000 RAKUTEN_ACCESS_KEY=pk_sandbox
+export RAKUTEN_REQUESTS_PER_SECOND=100 RANKING_MAX_PAGES=2
+# The emulator gives each invocation a short deadline; Item stops this long before it.
+export ITEM_DEADLINE_MARGIN_SECS=2
+export AWS_ENDPOINT_URL="$MOTO" AWS_REGION=ap-northeast-1 AWS_DEFAULT_REGION=ap-northeast-1
+export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_EC2_METADATA_DISABLED=true
+export NOTIFY_SNS_TOPIC_ARN="$topic_arn"
+export RUST_LOG=${RUST_LOG:-warn} NO_COLOR=1
+
+"$collector" migrate >"$work/migrate.log" 2>&1 || { cat "$work/migrate.log" >&2; exit 1; }
+
+watch_port="$(free_port)"
+cargo lambda watch --ignore-changes --timeout 600 --invoke-address 127.0.0.1 --invoke-port "$watch_port" >"$work/watch.log" 2>&1 &
+pids+=($!)
+wait_port "$watch_port" "cargo lambda watch" || { cat "$work/watch.log" >&2; exit 1; }
+
+failures=0
+# invoke FUNCTION EVENT-JSON -> the response on stdout; a line on stderr
+invoke() {
+  local fn="$1" event="$2" t0=$SECONDS out
+  out="$(cargo lambda invoke "$fn" --invoke-address 127.0.0.1 --invoke-port "$watch_port" --data-ascii "$event" --output-format json 2>"$work/invoke.err")"
+  local rc=$?
+  if [ $rc -ne 0 ]; then
+    printf '%-10s FAILED in %ss: %s\n' "$fn" "$((SECONDS - t0))" "$(tr '\n' ' ' <"$work/invoke.err" | cut -c1-400)" >&2
+    return 1
+  fi
+  printf '%-10s ok in %3ss: %s\n' "$fn" "$((SECONDS - t0))" "$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(", ".join(f"{k}={d[k]}" for k in ("status","done","proceed","run_id","requests","failure_rate") if k in d) if isinstance(d,dict) else json.dumps(d))' "$out")" >&2
+  echo "$out"
+}
+field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
+
+now="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+guard_event="{\"input\": {}, \"state_machine_arn\": \"$sm_arn\", \"execution_arn\": \"${sm_arn/stateMachine/execution}:emulator\", \"execution_start_time\": \"$now\", \"max_waits\": \"0\"}"
+echo "invoking each function through the Lambda runtime emulator (cargo lambda watch; the first invocation of each compiles it)"
+out="$(invoke guard "$guard_event")" || exit 1
+run_id="$(field "$out" run_id)"
+run="{\"run_id\": \"$run_id\"}"
+invoke ranking "$run" >/dev/null || failures=$((failures + 1))
+for _ in $(seq 1 20); do
+  out="$(invoke item "$run")" || { failures=$((failures + 1)); break; }
+  [ "$(field "$out" done)" = True ] && break
+done
+invoke genre "$run" >/dev/null || failures=$((failures + 1))
+invoke tag "$run" >/dev/null || failures=$((failures + 1))
+invoke is-active "$run" >/dev/null || failures=$((failures + 1))
+invoke notify "{\"status\": \"succeeded\", \"run_id\": \"$run_id\"}" >/dev/null || failures=$((failures + 1))
+
+# A bad event: the error must carry the Diagnostic's errorType.
+if cargo lambda invoke ranking --invoke-address 127.0.0.1 --invoke-port "$watch_port" --data-ascii '[]' >"$work/bad.out" 2>&1; then
+  echo "FAILED: ranking accepted the event []" >&2
+  failures=$((failures + 1))
+elif grep -q 'InvalidInput' "$work/bad.out"; then
+  printf '%-10s refused the event [] with errorType InvalidInput, as Step Functions expects\n' ranking >&2
+else
+  echo "FAILED: ranking's error for [] has no errorType InvalidInput: $(cat "$work/bad.out")" >&2
+  failures=$((failures + 1))
+fi
+
+if [ $failures -ne 0 ]; then
+  echo "FAILED: $failures invocation(s) through the runtime emulator" >&2
+  grep -v "^ *Compiling" "$work/watch.log" | tail -40 >&2
+  exit 1
+fi
+echo "every function answered through the Lambda runtime emulator (run $run_id)"
