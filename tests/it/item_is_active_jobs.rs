@@ -376,7 +376,11 @@ async fn malformed_bodies_are_retried_and_the_last_one_kept_under_quarantine() {
         &std::fs::read(raw.path().join(out.manifest_key.as_ref().unwrap())).unwrap(),
     )
     .unwrap();
-    let quarantined: Vec<_> = manifest.objects.iter().filter(|o| o.is_quarantine()).collect();
+    let quarantined: Vec<_> = manifest
+        .objects
+        .iter()
+        .filter(|o| o.is_quarantine())
+        .collect();
     assert_eq!(quarantined.len() as u64, failed);
     for q in &quarantined {
         assert!(q.key.contains("/quarantine/"), "{}", q.key);

@@ -540,7 +540,9 @@ async fn a_ranking_that_fails_on_the_raw_store_records_its_requests() {
     let raw = dir.path().join("not-a-directory");
     std::fs::write(&raw, b"x").unwrap();
     let ctx = context(job_config(&db, &sandbox, &raw, &[])).await;
-    let err = ranking::run(&ctx, RankingInput::default()).await.unwrap_err();
+    let err = ranking::run(&ctx, RankingInput::default())
+        .await
+        .unwrap_err();
     assert_eq!(err.error_type(), "RawStoreError", "{err}");
     let c = db.client().await;
     let row = c

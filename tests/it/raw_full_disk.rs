@@ -5,8 +5,8 @@
 //! manifest that cannot be written is an error, never a 0-byte manifest; after space is
 //! freed the same writes succeed and `verify` passes.
 
-use std::path::{Path, PathBuf};
 use ichiba_collector_tests::{fill, SmallDisk};
+use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use chrono::{NaiveDate, Utc};

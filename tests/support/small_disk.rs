@@ -75,4 +75,3 @@ pub fn fill(dir: &Path) -> PathBuf {
     let _ = f.sync_all();
     path
 }
-

@@ -61,12 +61,7 @@ async fn run_to_end(env: Vec<(String, String)>) -> Output {
 }
 
 /// Polls `query` (a boolean) until it is true or the child has exited.
-async fn wait_for(
-    client: &Client,
-    child: &mut std::process::Child,
-    query: &str,
-    what: &str,
-) {
+async fn wait_for(client: &Client, child: &mut std::process::Child, query: &str, what: &str) {
     let started = Instant::now();
     loop {
         // Before the first migration the tables do not exist: keep polling.
@@ -241,7 +236,10 @@ async fn recorded_item_objects(client: &Client, raw: &Path) -> (usize, Vec<Strin
         let (key, size, sha): (String, i64, String) = (r.get(0), r.get(1), r.get(2));
         match std::fs::read(raw.join(&key)) {
             Ok(bytes) if bytes.len() as i64 == size && rawstore::sha256_hex(&bytes) == sha => {}
-            Ok(bytes) => bad.push(format!("{key}: {} bytes on disk, {size} recorded", bytes.len())),
+            Ok(bytes) => bad.push(format!(
+                "{key}: {} bytes on disk, {size} recorded",
+                bytes.len()
+            )),
             Err(e) => bad.push(format!("{key}: {e}")),
         }
     }
@@ -285,34 +283,53 @@ async fn a_full_disk_during_item_fails_cleanly_and_the_next_plain_run_completes_
         .await
         .unwrap();
     let stderr = std::fs::read_to_string(&stderr_path).unwrap();
-    assert_eq!(status.code(), Some(4), "a full disk is exit status 4\n{stderr}");
+    assert_eq!(
+        status.code(),
+        Some(4),
+        "a full disk is exit status 4\n{stderr}"
+    );
     assert!(
         stderr.contains("No space left on device") && stderr.contains("RawStoreError"),
         "the error names the cause\n{stderr}"
     );
     let item: (String, Option<String>) = {
         let r = client
-            .query_one("SELECT status, error_type FROM etl_job_runs WHERE job = 'item'", &[])
+            .query_one(
+                "SELECT status, error_type FROM etl_job_runs WHERE job = 'item'",
+                &[],
+            )
             .await
             .unwrap();
         (r.get(0), r.get(1))
     };
     assert_eq!(item, ("failed".into(), Some("RawStoreError".into())));
     let (checked, bad) = recorded_item_objects(&client, &raw).await;
-    assert!(checked >= 5, "some batches were saved before the disk filled");
-    assert!(bad.is_empty(), "recorded objects that do not match: {bad:?}");
+    assert!(
+        checked >= 5,
+        "some batches were saved before the disk filled"
+    );
+    assert!(
+        bad.is_empty(),
+        "recorded objects that do not match: {bad:?}"
+    );
 
     // Space freed: a plain run completes the day.
     std::fs::remove_file(filler).unwrap();
     let out = run_to_end(e.clone()).await;
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert!(out.status.success(), "the plain run after freeing space failed\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "the plain run after freeing space failed\n{stdout}\n{stderr}"
+    );
     let (ranked, covered) = coverage(&client).await;
     assert!(ranked > 0);
     assert_eq!(covered, ranked, "ranked items without details\n{stderr}");
     assert_eq!(still_running(&client).await, 0);
     let (_, bad) = recorded_item_objects(&client, &raw).await;
-    assert!(bad.is_empty(), "recorded objects that do not match: {bad:?}");
+    assert!(
+        bad.is_empty(),
+        "recorded objects that do not match: {bad:?}"
+    );
 
     // Every run's manifests verify against the store.
     let runs: Vec<uuid::Uuid> = client
@@ -396,10 +413,15 @@ async fn a_frozen_database_mid_job_is_a_named_timeout_and_no_ledger_row_stays_ru
     .unwrap();
     let waited = frozen_at.elapsed();
     let stderr = std::fs::read_to_string(&stderr_path).unwrap();
-    assert_eq!(status.code(), Some(4), "a database failure is exit status 4\n{stderr}");
+    assert_eq!(
+        status.code(),
+        Some(4),
+        "a database failure is exit status 4\n{stderr}"
+    );
     assert!(
         stderr.contains("DatabaseError")
-            && (stderr.contains("no answer within 2 s") || stderr.contains("did not answer within")),
+            && (stderr.contains("no answer within 2 s")
+                || stderr.contains("did not answer within")),
         "the error names the timeout\n{stderr}"
     );
 
@@ -419,7 +441,9 @@ async fn a_frozen_database_mid_job_is_a_named_timeout_and_no_ledger_row_stays_ru
         .map(|r| r.get(0))
         .collect();
     assert!(
-        statuses.iter().all(|s| s.ends_with(":failed") || s.ends_with(":abandoned")),
+        statuses
+            .iter()
+            .all(|s| s.ends_with(":failed") || s.ends_with(":abandoned")),
         "{statuses:?}"
     );
     eprintln!(

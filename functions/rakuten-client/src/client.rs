@@ -167,7 +167,8 @@ impl Counters {
             throttled: take(&self.throttled, &self.recorded[2]),
             ..ClientStats::default()
         }
-    }}
+    }
+}
 
 struct Inner {
     http: reqwest::Client,

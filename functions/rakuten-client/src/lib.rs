@@ -16,9 +16,8 @@ mod lenient;
 pub mod models;
 
 pub use client::{
-    StatsScope,
-    ClientStats, Fetched, Pacer, RakutenClient, RankingQuery, SentRequest, Slot, MAX_RANKING_PAGE,
-    MAX_TAG_IDS,
+    ClientStats, Fetched, Pacer, RakutenClient, RankingQuery, SentRequest, Slot, StatsScope,
+    MAX_RANKING_PAGE, MAX_TAG_IDS,
 };
 pub use config::{AccessKeyIn, ClientConfig, Endpoints, DEFAULT_BASE_URL};
 pub use error::{ApiError, ErrorKind};

@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
+use futures_util::future::BoxFuture;
 use rakuten_client::{ClientConfig, Endpoints, RakutenClient};
 use secrecy::SecretString;
 use tokio::sync::{Mutex, MutexGuard};
-use futures_util::future::BoxFuture;
 use tokio_postgres::Transaction;
 use url::Url;
 

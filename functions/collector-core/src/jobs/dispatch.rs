@@ -36,7 +36,10 @@ pub async fn dispatch(
             // Stop taking new items a margin before the Lambda deadline.
             let stop_at = deadline.and_then(|d| d.checked_sub(ctx.config.item.deadline_margin));
             if let Some(deadline) = deadline {
-                let left = |t: SystemTime| t.duration_since(SystemTime::now()).map_or(0.0, |d| d.as_secs_f64());
+                let left = |t: SystemTime| {
+                    t.duration_since(SystemTime::now())
+                        .map_or(0.0, |d| d.as_secs_f64())
+                };
                 tracing::debug!(
                     deadline_in_s = left(deadline),
                     work_for_s = stop_at.map_or(0.0, left),

@@ -78,8 +78,14 @@ pub async fn finish(
     let client = &guard.as_ref().expect("connected").client;
     match result {
         Err(e) if !matches!(e, JobError::FailureRateExceeded { .. }) => {
-            ledger::abort_job(client, &started.job_run, e.error_type(), &e.to_string(), sent)
-                .await?;
+            ledger::abort_job(
+                client,
+                &started.job_run,
+                e.error_type(),
+                &e.to_string(),
+                sent,
+            )
+            .await?;
         }
         _ if !sent.is_zero() => {
             ledger::add_sent(client, &started.job_run, sent).await?;
@@ -108,7 +114,11 @@ pub async fn finish(
 const RECORD_SENT_EVERY: Duration = Duration::from_secs(5);
 
 /// Records in the ledger what the job sent and has not recorded yet.
-async fn record_sent(ctx: &AppContext, job_run: &JobRun, scope: &StatsScope) -> Result<(), JobError> {
+async fn record_sent(
+    ctx: &AppContext,
+    job_run: &JobRun,
+    scope: &StatsScope,
+) -> Result<(), JobError> {
     let taken = scope.take_unrecorded();
     let sent = ledger::Sent::from(taken);
     if sent.is_zero() {
@@ -129,7 +139,11 @@ async fn record_sent(ctx: &AppContext, job_run: &JobRun, scope: &StatsScope) -> 
 
 /// While the job works: records its requests every few seconds and renews the run's lease
 /// every quarter lease. Runs until dropped (when the job's work ends).
-async fn heartbeat(ctx: &AppContext, job_run: &JobRun, scope: &StatsScope) -> std::convert::Infallible {
+async fn heartbeat(
+    ctx: &AppContext,
+    job_run: &JobRun,
+    scope: &StatsScope,
+) -> std::convert::Infallible {
     let lease = ctx.config.run_lease;
     let run_id = job_run.run.run_id;
     let mut renewed_at = Instant::now();
@@ -171,9 +185,7 @@ where
     let started = start(ctx, run_id, job, threshold, may_open).await?;
     // The job's own request counters, even when another job shares the client.
     let scope = StatsScope::default();
-    let work = ctx
-        .rakuten
-        .scoped_in(&scope, work(started.job_run.clone()));
+    let work = ctx.rakuten.scoped_in(&scope, work(started.job_run.clone()));
     // Both futures are polled together, so the heartbeat waiting for the connection
     // never blocks the job that holds it.
     let result = tokio::select! {

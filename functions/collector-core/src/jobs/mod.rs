@@ -12,10 +12,10 @@ pub mod item;
 pub mod lifecycle;
 pub mod notify;
 mod output;
+pub mod pipeline;
 pub mod ranking;
 pub mod staging;
 pub mod tag;
-pub mod pipeline;
 pub mod targets;
 
 pub use context::{AppContext, RakutenEndpoint, TxWork};

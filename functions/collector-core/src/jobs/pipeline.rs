@@ -183,9 +183,7 @@ where
         let slug = slug(&units[i]);
         match result {
             Ok(f) => {
-                evidence
-                    .kept(ctx, &slug, &f, records(&f.parsed))
-                    .await?;
+                evidence.kept(ctx, &slug, &f, records(&f.parsed)).await?;
                 answers.push((i, f.parsed));
             }
             Err(e) => evidence.fail(ctx, &e, &slug).await?,
@@ -227,7 +225,8 @@ pub struct Loaded {
 }
 
 /// A job's load: its rows (`D`) into the database, inside the job's commit.
-pub type LoadFn<D> = for<'t> fn(&'t Transaction<'t>, &'t JobRun, &'t D) -> BoxFuture<'t, Result<Loaded, JobError>>;
+pub type LoadFn<D> =
+    for<'t> fn(&'t Transaction<'t>, &'t JobRun, &'t D) -> BoxFuture<'t, Result<Loaded, JobError>>;
 
 /// Writes the manifest, judges the failure rate and, below the threshold, runs `load`,
 /// records the failures and closes the job run in one transaction, then publishes.
@@ -374,8 +373,15 @@ fn close_job<'t, 'a, D: Sync>(
         ledger::record_failures(tx, c.job_run, &c.failures).await?;
         let doc = serde_json::to_value(&out).expect("output serialises");
         let error = c.error.as_ref().map(|(t, m)| (*t, m.as_str()));
-        ledger::finish_job(tx, c.job_run, &counts, out.manifest_key.as_deref(), error, &doc)
-            .await?;
+        ledger::finish_job(
+            tx,
+            c.job_run,
+            &counts,
+            out.manifest_key.as_deref(),
+            error,
+            &doc,
+        )
+        .await?;
         Ok(out)
     })
 }

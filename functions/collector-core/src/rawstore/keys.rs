@@ -100,7 +100,11 @@ impl RawKeys {
     /// named by the first 16 hex digits of the body's SHA-256.
     pub fn revision(&self, unit: &str, body: &[u8]) -> String {
         let sha = super::sha256_hex(body);
-        format!("{}.{}.json", self.unit(unit).trim_end_matches(".json"), &sha[..16])
+        format!(
+            "{}.{}.json",
+            self.unit(unit).trim_end_matches(".json"),
+            &sha[..16]
+        )
     }
 
     pub fn manifest(&self) -> String {

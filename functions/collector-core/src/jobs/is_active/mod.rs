@@ -11,7 +11,9 @@ use std::time::Instant;
 use crate::db::ledger::{self, Job, JobCounts, JobRun};
 use crate::rawstore::{Manifest, RawKeys};
 
-use super::{lifecycle, pipeline, AppContext, JobError, JobOutput, RowCounts, RunInput, UnitCounts};
+use super::{
+    lifecycle, pipeline, AppContext, JobError, JobOutput, RowCounts, RunInput, UnitCounts,
+};
 
 pub async fn run(ctx: &AppContext, input: RunInput) -> Result<JobOutput, JobError> {
     lifecycle::run_job(

@@ -116,7 +116,9 @@ async fn execute(
         ctx.transact(
             "saving an item batch",
             &(job_run, outcomes, sent),
-            |tx, (job_run, outcomes, sent)| Box::pin(store::save_batch(tx, job_run, outcomes, *sent)),
+            |tx, (job_run, outcomes, sent)| {
+                Box::pin(store::save_batch(tx, job_run, outcomes, *sent))
+            },
         )
         .await
         .inspect_err(|_| scope.give_back(taken))?;
@@ -186,16 +188,24 @@ async fn execute(
     };
     drop(guard);
     let threshold = ctx.config.item.failure_threshold;
-    pipeline::conclude(ctx, job_run, verdict, threshold, started, &rows, |_, _, rows| {
-        // Loaded batch by batch already: the rows are the job run's running totals.
-        let rows = BTreeMap::from([("rakuten_items".to_string(), *rows)]);
-        Box::pin(async move {
-            Ok(Loaded {
-                rows,
-                ..Loaded::default()
+    pipeline::conclude(
+        ctx,
+        job_run,
+        verdict,
+        threshold,
+        started,
+        &rows,
+        |_, _, rows| {
+            // Loaded batch by batch already: the rows are the job run's running totals.
+            let rows = BTreeMap::from([("rakuten_items".to_string(), *rows)]);
+            Box::pin(async move {
+                Ok(Loaded {
+                    rows,
+                    ..Loaded::default()
+                })
             })
-        })
-    })
+        },
+    )
     .await
 }
 

@@ -404,23 +404,29 @@ pub async fn stored_objects(
         .map(|r| {
             let status: String = r.get(1);
             ManifestEntry {
-            unit: format!("item itemCode={}", r.get::<_, String>(0)),
-            records: u64::from(status == "saved"),
-            key: r.get(2),
-            size: r.get::<_, i64>(3) as u64,
-            md5: r.get(4),
-            sha256: r.get(5),
-            // A failed item's object is the malformed body it got (see `Outcome::Failed`).
-            kind: if status == "failed" { EntryKind::Quarantine } else { EntryKind::Response },
-            detail: (status == "failed").then(|| "malformed body; the item failed (see etl_failures)".to_string()),
-            outcome: if r.get::<_, Option<String>>(6).as_deref() == Some("identical") {
-                crate::rawstore::PutOutcome::Identical
-            } else {
-                crate::rawstore::PutOutcome::Created
-            },
-            written_at: r
-                .get::<_, Option<DateTime<Utc>>>(7)
-                .unwrap_or_else(Utc::now),
-        }})
+                unit: format!("item itemCode={}", r.get::<_, String>(0)),
+                records: u64::from(status == "saved"),
+                key: r.get(2),
+                size: r.get::<_, i64>(3) as u64,
+                md5: r.get(4),
+                sha256: r.get(5),
+                // A failed item's object is the malformed body it got (see `Outcome::Failed`).
+                kind: if status == "failed" {
+                    EntryKind::Quarantine
+                } else {
+                    EntryKind::Response
+                },
+                detail: (status == "failed")
+                    .then(|| "malformed body; the item failed (see etl_failures)".to_string()),
+                outcome: if r.get::<_, Option<String>>(6).as_deref() == Some("identical") {
+                    crate::rawstore::PutOutcome::Identical
+                } else {
+                    crate::rawstore::PutOutcome::Created
+                },
+                written_at: r
+                    .get::<_, Option<DateTime<Utc>>>(7)
+                    .unwrap_or_else(Utc::now),
+            }
+        })
         .collect())
 }

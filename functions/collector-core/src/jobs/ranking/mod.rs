@@ -120,7 +120,9 @@ async fn execute(ctx: &AppContext, job_run: &JobRun) -> Result<JobOutput, JobErr
                 Ok(p) => pages.push(p),
                 Err(e) => {
                     tracing::warn!(first = %first_error, "ranking page failed again at the end of the job");
-                    r.evidence.fail(ctx, &e, &page_slug(&targets[i], page)).await?;
+                    r.evidence
+                        .fail(ctx, &e, &page_slug(&targets[i], page))
+                        .await?;
                     r.lost.push(page);
                 }
             }
