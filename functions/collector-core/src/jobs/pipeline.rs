@@ -231,7 +231,7 @@ pub type LoadFn<D> =
 /// Writes the manifest, judges the failure rate and, below the threshold, runs `load`,
 /// records the failures and closes the job run in one transaction, then publishes.
 /// Over the threshold `load` is not called and `FailureRateExceeded` is returned.
-pub async fn conclude<D: Sync>(
+pub async fn conclude<D: Sync + ?Sized>(
     ctx: &AppContext,
     job_run: &JobRun,
     verdict: Verdict,
@@ -328,7 +328,7 @@ pub async fn conclude<D: Sync>(
 }
 
 /// A job run being closed: with its load (succeeded) or without (`error`).
-struct Closing<'a, D> {
+struct Closing<'a, D: ?Sized> {
     job_run: &'a JobRun,
     /// Requests not recorded yet.
     sent: Sent,
@@ -342,7 +342,7 @@ struct Closing<'a, D> {
 }
 
 /// One transaction: the load (unless failed), the failures, the job run's end.
-fn close_job<'t, 'a, D: Sync>(
+fn close_job<'t, 'a, D: Sync + ?Sized>(
     tx: &'t Transaction<'t>,
     c: &'t Closing<'a, D>,
 ) -> BoxFuture<'t, Result<JobOutput, JobError>> {

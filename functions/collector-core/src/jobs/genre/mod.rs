@@ -75,13 +75,13 @@ async fn execute(ctx: &AppContext, job_run: &JobRun) -> Result<JobOutput, JobErr
         verdict.extra.insert("missing".into(), missing);
     }
     let threshold = ctx.config.genre_failure_threshold;
-    pipeline::conclude(ctx, job_run, verdict, threshold, started, &rows, load).await
+    pipeline::conclude(ctx, job_run, verdict, threshold, started, &rows[..], load).await
 }
 
 fn load<'t>(
     tx: &'t Transaction<'t>,
     job_run: &'t JobRun,
-    rows: &'t Vec<GenreRow>,
+    rows: &'t [GenreRow],
 ) -> BoxFuture<'t, Result<Loaded, JobError>> {
     Box::pin(async move {
         let counts = store::load_genres(tx, job_run, rows).await?;
