@@ -193,14 +193,15 @@ sam_build() {
   fi
   return $rc
 }
-run "Lambda runtime emulator (every function)" scripts/test-lambda-runtime.sh
-
 if [ "${SKIP_SAM_BUILD:-0}" = 1 ]; then
   section "sam build (skipped: SKIP_SAM_BUILD=1)"
   results+=("$(printf '%-34s %-5s' "sam build" skip)")
 else
   run "sam build (bootstrap per function)" sam_build
 fi
+
+# After sam build: it runs the arm64 Item bootstrap under qemu through a runtime API.
+run "Lambda runtime emulator (every function)" scripts/test-lambda-runtime.sh
 
 echo
 echo "======== infra: summary ========"

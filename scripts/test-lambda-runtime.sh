@@ -45,7 +45,8 @@ cargo build -q -p collector --bin collector || exit 1
 collector="$ROOT/target/debug/collector"
 
 sandbox_port="$(free_port)"
-"$collector" sandbox --port "$sandbox_port" --items 200 --rate-limit 0 >"$work/sandbox.log" 2>&1 &
+# 50 ms per answer: slow enough for Item's time box to matter below.
+"$collector" sandbox --port "$sandbox_port" --items 200 --rate-limit 0 --latency-ms 50 >"$work/sandbox.log" 2>&1 &
 pids+=($!)
 wait_port "$sandbox_port" "the sandbox" || exit 1
 
@@ -125,6 +126,59 @@ else
   echo "FAILED: ranking's error for [] has no errorType InvalidInput: $(cat "$work/bad.out")" >&2
   failures=$((failures + 1))
 fi
+
+# Item's time box from the runtime deadline. cargo-lambda's emulator sends a constant
+# deadline (600000 ms after 1970), so a runtime API of our own hands out real ones: each
+# invocation gets 6 s and Item stops taking items 2 s before; the first must pause with
+# work left (done: false) and the following ones finish the queue. The arm64 bootstrap
+# of the suite's sam build runs under qemu-user when it is there (as deployed), else the
+# host build.
+export DATABASE_URL="${ADMIN_URL%/*}/${db}_timebox"
+"$collector" migrate >"$work/migrate2.log" 2>&1 || { cat "$work/migrate2.log" >&2; exit 1; }
+tb_run="$("$collector" job ranking --output json 2>"$work/ranking2.log" | python3 -c 'import json,sys; print(json.load(sys.stdin)["run_id"])')"
+item_cmd=("$ROOT/target/debug/item") how="host build"
+arm_item="$ROOT/.local/sam-build/ItemFunction/bootstrap"
+if [ -x "$arm_item" ] && command -v qemu-aarch64 >/dev/null \
+   && [ "$(python3 -c 'import sys; h=open(sys.argv[1],"rb").read(20); print(int.from_bytes(h[18:20],"little"))' "$arm_item")" = 183 ]; then
+  item_cmd=(qemu-aarch64 -L /usr/aarch64-linux-gnu "$arm_item") how="arm64 bootstrap under qemu-aarch64"
+fi
+api_port="$(free_port)"
+events=()
+for _ in 1 2 3; do events+=("{\"run_id\": \"$tb_run\"}"); done
+python3 scripts/lambda-runtime-api.py --port "$api_port" --deadline-secs 6 --timeout 180 "${events[@]}" >"$work/timebox.out" 2>"$work/timebox.err" &
+api_pid=$!
+pids+=("$api_pid")
+wait_port "$api_port" "the runtime API" || exit 1
+ITEM_DEADLINE_MARGIN_SECS=2 AWS_LAMBDA_RUNTIME_API="127.0.0.1:$api_port" AWS_LAMBDA_FUNCTION_NAME=item \
+  AWS_LAMBDA_FUNCTION_VERSION=1 AWS_LAMBDA_FUNCTION_MEMORY_SIZE=512 \
+  "${item_cmd[@]}" >"$work/item-timebox.log" 2>&1 &
+item_pid=$!
+pids+=("$item_pid")
+wait "$api_pid"; api_rc=$?
+kill "$item_pid" 2>/dev/null
+if ! python3 - "$work/timebox.out" "$how" <<'PY'
+import json, sys
+answers = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+docs = [a.get("response") for a in answers]
+if not docs:
+    sys.exit("no invocation was answered")
+for i, d in enumerate(docs, 1):
+    if not isinstance(d, dict):
+        sys.exit(f"invocation {i} failed: {answers[i - 1]}")
+    print(f"item       {sys.argv[2]}, deadline 6 s, invocation {i}: status={d['status']}, done={d['done']}, "
+          f"saved={d['extra'].get('saved')}, remaining={d['extra'].get('remaining')}", file=sys.stderr)
+first, last = docs[0], docs[-1]
+assert first["done"] is False and first["status"] == "running" and first["extra"]["saved"] > 0, \
+    f"the first invocation did not pause before its deadline with work done: {first}"
+assert last["done"] is True and last["status"] == "succeeded" and last["extra"]["remaining"] == 0, \
+    f"the queue was not finished: {last}"
+PY
+then
+  echo "FAILED: Item's time box from the runtime deadline (runtime API exit $api_rc)" >&2
+  tail -20 "$work/item-timebox.log" >&2
+  failures=$((failures + 1))
+fi
+psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS ${db}_timebox WITH (FORCE)" >/dev/null 2>&1
 
 if [ $failures -ne 0 ]; then
   echo "FAILED: $failures invocation(s) through the runtime emulator" >&2
