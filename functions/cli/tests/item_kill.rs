@@ -94,14 +94,7 @@ async fn killed_mid_invocation_then_rerun_loses_and_duplicates_nothing() {
     );
     // Requests are recorded as they go: what the ledger has at the kill, against what
     // the sandbox received; the difference is the count lost with the process.
-    let recorded_at_kill: i32 = c
-        .query_one(
-            "SELECT requests FROM etl_job_runs WHERE run_id = $1 AND job = 'item'",
-            &[&run_id],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let recorded_at_kill = recorded_requests(&c, run_id).await;
     let sent_at_kill = sandbox.stats().requests - requests_before;
     assert!(recorded_at_kill > 0 && recorded_at_kill as u64 <= sent_at_kill);
     let lost = sent_at_kill - recorded_at_kill as u64;
@@ -129,14 +122,7 @@ async fn killed_mid_invocation_then_rerun_loses_and_duplicates_nothing() {
         "at most the in-flight batch of 5 is fetched again ({requests})"
     );
     // The ledger's total is everything sent but the count lost with the killed process.
-    let recorded: i32 = c
-        .query_one(
-            "SELECT requests FROM etl_job_runs WHERE run_id = $1 AND job = 'item'",
-            &[&run_id],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let recorded = recorded_requests(&c, run_id).await;
     println!("ledger: {recorded} requests recorded, {lost} lost with the killed process");
     assert_eq!(recorded as u64, requests - lost);
     assert_eq!(doc["requests"], recorded);
@@ -188,4 +174,15 @@ async fn killed_mid_invocation_then_rerun_loses_and_duplicates_nothing() {
         .unwrap();
     assert_eq!((r.get::<_, i32>(0), r.get::<_, i32>(1)), (2, 1));
     sandbox.shutdown().await;
+}
+
+/// The requests the ledger has recorded for the run's Item job run.
+async fn recorded_requests(c: &Client, run_id: uuid::Uuid) -> i32 {
+    c.query_one(
+        "SELECT requests FROM etl_job_runs WHERE run_id = $1 AND job = 'item'",
+        &[&run_id],
+    )
+    .await
+    .unwrap()
+    .get(0)
 }
