@@ -376,16 +376,14 @@ pub async fn job_is_open(client: &impl GenericClient, job_run: &JobRun) -> Resul
     Ok(open.is_some())
 }
 
-/// Counts and outcome of a finished job invocation.
+/// Counts and outcome of a finished job invocation (requests are recorded as they go:
+/// [`add_sent`]).
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct JobCounts {
     pub attempted: i32,
     pub succeeded: i32,
     pub failed: i32,
     pub failure_rate: f64,
-    pub requests: i32,
-    pub retries: i32,
-    pub throttled: i32,
     pub rows_inserted: i32,
     pub rows_updated: i32,
     pub rows_unchanged: i32,
