@@ -26,6 +26,7 @@ def main() -> int:
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--deadline-secs", type=float, required=True)
     ap.add_argument("--timeout", type=float, default=300)
+    ap.add_argument("--until-done", action="store_true")
     ap.add_argument("events", nargs="+")
     args = ap.parse_args()
 
@@ -79,7 +80,8 @@ def main() -> int:
             self._reply(202)
             with lock:
                 answered.append(kind)
-                if len(answered) == len(args.events):
+                finished = args.until_done and isinstance(doc, dict) and doc.get("done") is True
+                if finished or len(answered) == len(args.events):
                     done.set()
 
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
