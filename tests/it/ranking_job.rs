@@ -480,6 +480,16 @@ async fn a_page_that_keeps_failing_is_tried_again_at_the_end_and_named_as_missin
     assert!(!row.get::<_, bool>(0));
     assert_eq!(row.get::<_, Option<String>>(1).as_deref(), Some("61-90"));
     assert_eq!(row.get::<_, i32>(2), 170);
+    // The incomplete snapshot holds every rank but the missing ones.
+    let ranks: Vec<i32> = c
+        .query("SELECT rank FROM rakuten_rankings ORDER BY rank", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let expected: Vec<i32> = (1..=200).filter(|r| !(61..=90).contains(r)).collect();
+    assert_eq!(ranks, expected);
     sandbox.shutdown().await;
 }
 
@@ -526,6 +536,15 @@ async fn a_ranking_rerun_in_the_same_run_fills_the_hole() {
     assert!(row.get::<_, bool>(0));
     assert_eq!(row.get::<_, Option<String>>(1), None);
     assert_eq!(row.get::<_, i32>(2), 200);
+    // A complete snapshot has ranks 1..N without a gap.
+    let ranks: Vec<i32> = c
+        .query("SELECT rank FROM rakuten_rankings ORDER BY rank", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(ranks, (1..=200).collect::<Vec<i32>>());
     sandbox.shutdown().await;
 }
 
