@@ -86,35 +86,47 @@ pids+=($!)
 wait_port "$watch_port" "cargo lambda watch" || { cat "$work/watch.log" >&2; exit 1; }
 
 failures=0
-# invoke FUNCTION EVENT-JSON -> the response on stdout; a line on stderr
+# invoke FUNCTION EVENT-JSON [FIELD=VALUE ...] -> the response on stdout; a line on
+# stderr. Each FIELD=VALUE must hold in the output document (Python literals: True, 0).
 invoke() {
   local fn="$1" event="$2" t0=$SECONDS out
+  shift 2
   out="$(cargo lambda invoke "$fn" --invoke-address 127.0.0.1 --invoke-port "$watch_port" --data-ascii "$event" --output-format json 2>"$work/invoke.err")"
   local rc=$?
   if [ $rc -ne 0 ]; then
     printf '%-10s FAILED in %ss: %s\n' "$fn" "$((SECONDS - t0))" "$(tr '\n' ' ' <"$work/invoke.err" | cut -c1-400)" >&2
     return 1
   fi
-  printf '%-10s ok in %3ss: %s\n' "$fn" "$((SECONDS - t0))" "$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(", ".join(f"{k}={d[k]}" for k in ("status","done","proceed","run_id","requests","failure_rate") if k in d) if isinstance(d,dict) else json.dumps(d))' "$out")" >&2
+  python3 - "$fn" "$((SECONDS - t0))" "$out" "$@" <<'PY' >&2 || return 1
+import json, sys
+fn, secs, out, checks = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4:]
+shown = ", ".join(f"{k}={out[k]}" for k in ("status", "done", "proceed", "run_id", "requests", "failure_rate")
+                  if isinstance(out, dict) and k in out) or json.dumps(out)
+bad = [c for c in checks if str(out.get(c.split("=", 1)[0]) if isinstance(out, dict) else None) != c.split("=", 1)[1]]
+print(f"{fn:<10} {'FAILED' if bad else 'ok'} in {secs:>3}s: {shown}" + (f" (expected {', '.join(bad)})" if bad else ""))
+sys.exit(1 if bad else 0)
+PY
   echo "$out"
 }
 field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
+# The sample event of a function (events/), with this run's id.
+sample() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d["run_id"]=sys.argv[2]; print(json.dumps(d))' "events/$1.json" "$2"; }
 
 now="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-guard_event="{\"input\": {}, \"state_machine_arn\": \"$sm_arn\", \"execution_arn\": \"${sm_arn/stateMachine/execution}:emulator\", \"execution_start_time\": \"$now\", \"max_waits\": \"0\"}"
-echo "invoking each function through the Lambda runtime emulator (cargo lambda watch; the first invocation of each compiles it)"
-out="$(invoke guard "$guard_event")" || exit 1
+guard_event="$(python3 -c 'import json,sys; d=json.load(open("events/guard.json")); d["state_machine_arn"]=sys.argv[1]; d["execution_arn"]=sys.argv[1].replace(":stateMachine:",":execution:")+":emulator"; d["execution_start_time"]=sys.argv[2]; d["input"]={}; print(json.dumps(d))' "$sm_arn" "$now")"
+echo "invoking each function through the Lambda runtime emulator (cargo lambda watch; the first invocation of each compiles it) with the sample events of events/"
+out="$(invoke guard "$guard_event" proceed=True)" || exit 1
 run_id="$(field "$out" run_id)"
-run="{\"run_id\": \"$run_id\"}"
-invoke ranking "$run" >/dev/null || failures=$((failures + 1))
+invoke ranking "$(sample ranking "$run_id")" status=succeeded done=True >/dev/null || failures=$((failures + 1))
 for _ in $(seq 1 20); do
-  out="$(invoke item "$run")" || { failures=$((failures + 1)); break; }
+  out="$(invoke item "$(sample item "$run_id")")" || { failures=$((failures + 1)); break; }
   [ "$(field "$out" done)" = True ] && break
 done
-invoke genre "$run" >/dev/null || failures=$((failures + 1))
-invoke tag "$run" >/dev/null || failures=$((failures + 1))
-invoke is-active "$run" >/dev/null || failures=$((failures + 1))
-invoke notify "{\"status\": \"succeeded\", \"run_id\": \"$run_id\"}" >/dev/null || failures=$((failures + 1))
+[ "$(field "$out" status)" = succeeded ] || { echo "FAILED: item did not succeed" >&2; failures=$((failures + 1)); }
+invoke genre "$(sample genre "$run_id")" status=succeeded >/dev/null || failures=$((failures + 1))
+invoke tag "$(sample tag "$run_id")" status=succeeded >/dev/null || failures=$((failures + 1))
+invoke is-active "$(sample is-active "$run_id")" status=succeeded >/dev/null || failures=$((failures + 1))
+invoke notify "$(sample notify-success "$run_id")" delivered=True run_closed=True >/dev/null || failures=$((failures + 1))
 
 # A bad event: the error must carry the Diagnostic's errorType.
 if cargo lambda invoke ranking --invoke-address 127.0.0.1 --invoke-port "$watch_port" --data-ascii '[]' >"$work/bad.out" 2>&1; then
