@@ -2,6 +2,7 @@
 
 mod job;
 mod run;
+mod runs;
 mod sandbox;
 mod summary;
 mod verify;
@@ -45,6 +46,11 @@ enum Command {
     /// must exist with its recorded size and SHA-256. Exit 0 when all match, 1 naming each
     /// missing or damaged object (or when nothing matched), 2 on invalid arguments
     Verify(verify::VerifyArgs),
+    /// Recent runs of the environment, one line each: date, trigger, status and per job
+    /// status, requests, failure rate and duration, and the day's incomplete or stale
+    /// snapshots. `runs show RUN_ID`: one run's jobs, failures by kind with examples,
+    /// snapshots and manifests. Marks abandoned the runs whose process is gone first
+    Runs(runs::RunsArgs),
 }
 
 #[derive(Subcommand)]
@@ -120,5 +126,6 @@ async fn main() -> ExitCode {
         Command::Sandbox(args) => sandbox::serve(args).await,
         Command::Run(args) => run::run(config, args).await,
         Command::Verify(args) => verify::run(config, args).await,
+        Command::Runs(args) => runs::run(config, args).await,
     }
 }

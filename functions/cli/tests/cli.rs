@@ -115,6 +115,44 @@ async fn job_ranking_prints_its_output_document_as_json() {
             "credential in the CLI output"
         );
     }
+
+    // The run in the history: `collector runs` lists it, `runs show` details it.
+    let run_id = doc["run_id"].as_str().unwrap().to_string();
+    let out = collector(&env, &["runs"]);
+    let listed = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let line = listed
+        .lines()
+        .find(|l| l.starts_with(&run_id))
+        .unwrap_or_else(|| panic!("run not listed:\n{listed}"));
+    assert!(
+        line.contains("succeeded") && line.contains("ok 11r 0.0%"),
+        "{line}"
+    );
+    let out = collector(&env, &["runs", "--output", "json", "--limit", "1"]);
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(runs[0]["run_id"], run_id.as_str());
+    assert_eq!(runs[0]["jobs"][0]["requests"], 11);
+    let out = collector(&env, &["runs", "show", &run_id]);
+    let shown = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        shown.contains(&format!("run {run_id} (env local")),
+        "{shown}"
+    );
+    assert!(
+        shown.lines().any(|l| l.starts_with("ranking    succeeded")),
+        "{shown}"
+    );
+    assert!(shown.contains("/manifest.json"), "{shown}");
+    let unknown = uuid::Uuid::new_v4().to_string();
+    let out = collector(&env, &["runs", "show", &unknown]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unknown run is exit status 2"
+    );
+    assert!(text(&out.stderr).contains("does not exist"));
     sandbox.shutdown().await;
 }
 

@@ -47,6 +47,7 @@
 
 mod connect;
 mod error;
+pub mod history;
 pub mod lease;
 pub mod ledger;
 mod migrate;
