@@ -395,3 +395,81 @@ async fn malformed_bodies_are_retried_and_the_last_one_kept_under_quarantine() {
     assert!(problems.is_empty(), "{problems:?}");
     spoiled.shutdown().await;
 }
+
+/// The Item refresh policy: the ranking itself keeps captions and point campaigns (so Item
+/// Search is needed only for what the ranking lacks); details are fetched for items that
+/// have none or older ones than ITEM_REFRESH_DAYS, best-ranked first, within the day's
+/// ITEM_DAILY_REQUEST_BUDGET, which every run of the day shares.
+#[tokio::test]
+async fn item_details_follow_the_refresh_policy_and_the_daily_budget() {
+    let db = TestDb::new().await;
+    let cfg = sandbox_config(200);
+    let data = rakuten_sandbox::Dataset::generate(&cfg);
+    let sandbox = start_sandbox(cfg).await;
+    let raw = tempfile::tempdir().unwrap();
+    let ctx = context(job_config(
+        &db,
+        &sandbox,
+        raw.path(),
+        &[("ITEM_DAILY_REQUEST_BUDGET", "50")],
+    ))
+    .await;
+    let run_id = ranked(&ctx).await;
+    let c = db.client().await;
+    // Captions and point campaigns come with the ranking, before any Item Search.
+    let with_caption = scalar(&c, "SELECT count(*) FROM rakuten_items WHERE item_caption IS NOT NULL AND $1::uuid IS NOT NULL", run_id).await;
+    assert_eq!(with_caption, 200);
+    let campaigns = data
+        .items
+        .iter()
+        .filter(|i| !i.point_rate_start_time.is_empty())
+        .count() as i64;
+    assert!(campaigns > 0, "the dataset has point campaigns");
+    let saved_campaigns = scalar(&c, "SELECT count(*) FROM rakuten_items WHERE point_rate_start_time IS NOT NULL AND $1::uuid IS NOT NULL", run_id).await;
+    assert_eq!(saved_campaigns, campaigns);
+
+    // The budget: 50 Item Search units today, the best-ranked items first.
+    let out = item::run(&ctx, RunInput { run_id }, None).await.unwrap();
+    assert_eq!(out.extra["queued"], 50);
+    assert_eq!(out.requests, 50);
+    let worst_fetched = scalar(
+        &c,
+        "SELECT max(r.rank)::bigint FROM rakuten_rankings r JOIN etl_item_queue q USING (item_code) WHERE q.run_id = $1",
+        run_id,
+    )
+    .await;
+    assert_eq!(worst_fetched, 50, "ranks 1-50 were fetched first");
+
+    // A second run of the same day shares the budget: nothing is left.
+    let second = ranking::run(&ctx, RankingInput::default()).await.unwrap();
+    let out = item::run(
+        &ctx,
+        RunInput {
+            run_id: second.run_id,
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.extra["queued"], 0);
+    assert_eq!(out.requests, 0);
+
+    // Without a budget, the day's remaining 150 due items are fetched; the first 50 are
+    // fresh (within ITEM_REFRESH_DAYS) and are not fetched again.
+    let unbudgeted = context(job_config(&db, &sandbox, raw.path(), &[])).await;
+    let third = ranking::run(&unbudgeted, RankingInput::default())
+        .await
+        .unwrap();
+    let out = item::run(
+        &unbudgeted,
+        RunInput {
+            run_id: third.run_id,
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.extra["queued"], 150);
+    assert_eq!(scalar(&c, "SELECT count(*) FROM rakuten_items WHERE detail_saved_at IS NOT NULL AND $1::uuid IS NOT NULL", run_id).await, 200);
+    sandbox.shutdown().await;
+}

@@ -58,8 +58,9 @@ enum JobCommand {
     /// JOB-R-01: fetch every configured ranking target × page, store raw pages, load the
     /// day's snapshot (rakuten_rankings) and the items' ranking fields (rakuten_items)
     Ranking(job::JobArgs),
-    /// JOB-I-01: look up this run's ranked items (Item Search by itemCode) whose details are
-    /// older than ITEM_REFRESH_HOURS; saves details and tag IDs, marks vanished items gone.
+    /// JOB-I-01: look up the items ranked on the run's date (Item Search by itemCode) whose
+    /// details are older than ITEM_REFRESH_DAYS, best-ranked first within
+    /// ITEM_DAILY_REQUEST_BUDGET; saves details and tag IDs, marks vanished items gone.
     /// Resumable: with --budget it stops early with done=false; run it again to continue
     Item(job::ItemArgs),
     /// JOB-A-01: mark items active when ranked within ACTIVE_WINDOW_DAYS, inactive

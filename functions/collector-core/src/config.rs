@@ -282,6 +282,9 @@ impl Default for DatabaseSettings {
 pub struct ItemSettings {
     /// Items whose details were fetched within this window are not fetched again.
     pub refresh: Duration,
+    /// At most this many Item Search units a JST day (over every run of the day); the
+    /// rest, lowest ranks last, waits for the next day. None = no cap.
+    pub daily_request_budget: Option<u32>,
     pub failure_threshold: f64,
     /// An invocation stops this long before its deadline (Lambda) or budget (CLI).
     pub deadline_margin: Duration,
@@ -324,7 +327,9 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("GENRE_FAILURE_THRESHOLD", "failure rate above which Genre fails (default 0.01)"),
     ("TAG_REFRESH_DAYS", "Tag: tags fetched within this many days are skipped, 0 = always fetch (default 7)"),
     ("TAG_FAILURE_THRESHOLD", "failure rate above which Tag fails (default 0.01)"),
-    ("ITEM_REFRESH_HOURS", "item details fetched within this many hours are not fetched again (default 20)"),
+    ("ITEM_REFRESH_DAYS", "item details are fetched again when older than this many days, 0-3650 (default 7; 0 = every run); the ranking refreshes prices, names, availability, captions and point campaigns daily anyway"),
+    ("ITEM_REFRESH_HOURS", "deprecated: the same window in hours; used only when ITEM_REFRESH_DAYS is not set"),
+    ("ITEM_DAILY_REQUEST_BUDGET", "optional cap on Item Search requests a JST day (best-ranked items first; the rest wait for the next day)"),
     ("ITEM_FAILURE_THRESHOLD", "failure rate above which Item fails (default 0.05)"),
     ("ITEM_DEADLINE_MARGIN_SECS", "an Item invocation stops this long before its deadline (default 60)"),
     ("ITEM_BATCH_SIZE", "items saved per database commit (default 10)"),
@@ -567,12 +572,41 @@ impl Config {
                     .ok_or("must be a fraction in [0, 1)")
             })?;
 
+        // ITEM_REFRESH_HOURS (the old daily-refetch policy) still works, with a warning.
+        let refresh_days = parse_num(&get, "ITEM_REFRESH_DAYS", 7u64, |v| {
+            (v <= 3650)
+                .then_some(())
+                .ok_or("must be between 0 and 3650")
+        })?;
+        let refresh = match (get("ITEM_REFRESH_DAYS"), get("ITEM_REFRESH_HOURS")) {
+            (None, Some(_)) => {
+                let hours = parse_num(&get, "ITEM_REFRESH_HOURS", 0u64, |v| {
+                    (v <= 24 * 3650)
+                        .then_some(())
+                        .ok_or("must be at most 87600")
+                })?;
+                tracing::warn!(
+                    "ITEM_REFRESH_HOURS is deprecated: set ITEM_REFRESH_DAYS instead (now {hours} h)"
+                );
+                Duration::from_secs(3600 * hours)
+            }
+            (Some(_), Some(_)) => {
+                tracing::warn!("ITEM_REFRESH_HOURS is ignored: ITEM_REFRESH_DAYS is set");
+                Duration::from_secs(86_400 * refresh_days)
+            }
+            _ => Duration::from_secs(86_400 * refresh_days),
+        };
+        let daily_request_budget = match get("ITEM_DAILY_REQUEST_BUDGET") {
+            None => None,
+            Some(_) => Some(parse_num(&get, "ITEM_DAILY_REQUEST_BUDGET", 0u32, |v| {
+                (v >= 1)
+                    .then_some(())
+                    .ok_or("must be at least 1 (unset it for no cap)")
+            })?),
+        };
         let item = ItemSettings {
-            refresh: Duration::from_secs(
-                3600 * parse_num(&get, "ITEM_REFRESH_HOURS", 20u64, |v| {
-                    (v <= 24 * 365).then_some(()).ok_or("must be at most 8760")
-                })?,
-            ),
+            refresh,
+            daily_request_budget,
             failure_threshold: parse_num(&get, "ITEM_FAILURE_THRESHOLD", 0.05f64, |v| {
                 (0.0..1.0)
                     .contains(&v)
@@ -808,6 +842,28 @@ mod tests {
                 prefix: "raw".into()
             }
         );
+    }
+
+    #[test]
+    fn item_refresh_is_in_days_with_the_hours_variable_still_understood() {
+        let days = |c: &Config| c.item.refresh.as_secs() as f64 / 86_400.0;
+        assert_eq!(days(&cfg(&[]).unwrap()), 7.0, "the default");
+        assert_eq!(cfg(&[]).unwrap().item.daily_request_budget, None);
+        assert_eq!(days(&cfg(&[("ITEM_REFRESH_DAYS", "0")]).unwrap()), 0.0);
+        let hours = cfg(&[("ITEM_REFRESH_HOURS", "20")]).unwrap();
+        assert_eq!(
+            hours.item.refresh.as_secs(),
+            20 * 3600,
+            "deprecated, still honoured"
+        );
+        let both = cfg(&[("ITEM_REFRESH_DAYS", "3"), ("ITEM_REFRESH_HOURS", "20")]).unwrap();
+        assert_eq!(days(&both), 3.0, "the days win");
+        let e = cfg(&[("ITEM_REFRESH_DAYS", "4000")]).unwrap_err();
+        assert_eq!(e.variable, "ITEM_REFRESH_DAYS");
+        let budget = cfg(&[("ITEM_DAILY_REQUEST_BUDGET", "500")]).unwrap();
+        assert_eq!(budget.item.daily_request_budget, Some(500));
+        let e = cfg(&[("ITEM_DAILY_REQUEST_BUDGET", "0")]).unwrap_err();
+        assert_eq!(e.variable, "ITEM_DAILY_REQUEST_BUDGET");
     }
 
     #[test]

@@ -68,6 +68,11 @@ pub struct RankingItem {
     pub genre_id: Option<i64>,
     /// Affiliate rate in percent.
     pub affiliate_rate: Option<f64>,
+    /// The item's description, as Item Search gives it; `None` when absent.
+    pub item_caption: Option<String>,
+    /// When a point campaign starts and ends (`YYYY-MM-DD HH:MM`, JST), as the API sends them.
+    pub point_rate_start_time: Option<String>,
+    pub point_rate_end_time: Option<String>,
 }
 
 /// One page of the Item Search API.
@@ -510,6 +515,9 @@ impl RawItem {
             shop_url: self.shop_url,
             genre_id: self.genre_id,
             affiliate_rate: self.affiliate_rate,
+            item_caption: self.item_caption,
+            point_rate_start_time: self.point_rate_start_time,
+            point_rate_end_time: self.point_rate_end_time,
         })
     }
 

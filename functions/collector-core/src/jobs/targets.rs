@@ -6,11 +6,13 @@
 //! so a second run on the same day fetches only what the first one left undone — the
 //! items a failed or killed run never got details for — and rewrites nothing else.
 
-/// A CTE `ranked(item_code)` of the items ranked on run `$1`'s date. Use as
+/// A CTE `ranked(item_code, best_rank)` of the items ranked on run `$1`'s date, with the
+/// best rank each reached that day. Use as
 /// `format!("WITH {RANKED_ITEMS_CTE} SELECT … FROM ranked …")`.
 pub const RANKED_ITEMS_CTE: &str = "ranked AS (
-    SELECT DISTINCT r.item_code
+    SELECT r.item_code, min(r.rank) AS best_rank
     FROM rakuten_rankings r
     JOIN etl_runs u ON u.run_id = $1
     WHERE r.snapshot_date = u.run_date
+    GROUP BY r.item_code
 )";

@@ -78,8 +78,15 @@ async fn execute(
     let queued = ctx
         .transact(
             "building the item queue",
-            &(job_run, ctx.config.item.refresh),
-            |tx, (job_run, refresh)| Box::pin(store::ensure_queue(tx, job_run, *refresh)),
+            &(job_run, &ctx.config.item),
+            |tx, (job_run, item)| {
+                Box::pin(store::ensure_queue(
+                    tx,
+                    job_run,
+                    item.refresh,
+                    item.daily_request_budget,
+                ))
+            },
         )
         .await?;
     tracing::info!(%run_id, queued, invocation = job_run.invocations, "item queue ready");

@@ -76,13 +76,15 @@ pub enum Outcome {
     },
 }
 
-/// Builds the run's queue once: this run's ranked items whose details were not fetched
-/// within the refresh window. A new attempt (rerun) puts failed items back in the queue.
-/// Returns the queue size.
+/// Builds the run's queue once: the items ranked on the run's date whose details were not
+/// fetched within the refresh window, best-ranked first, at most what is left of the
+/// day's request budget (when one is set). A new attempt (rerun) puts failed items back
+/// in the queue. Returns the queue size.
 pub async fn ensure_queue(
     tx: &Transaction<'_>,
     job_run: &JobRun,
     refresh: Duration,
+    daily_budget: Option<u32>,
 ) -> Result<i32, JobError> {
     let run_id = job_run.run.run_id;
     let row = tx
@@ -99,6 +101,22 @@ pub async fn ensure_queue(
         }
         return Ok(size);
     }
+    // What is left of the day's budget after the other runs of the same JST day.
+    let limit: Option<i64> = match daily_budget {
+        None => None,
+        Some(budget) => {
+            let used: i64 = tx
+                .query_one(
+                    "SELECT count(*) FROM etl_item_queue q JOIN etl_runs r USING (run_id)
+                     WHERE r.env = $1 AND r.run_date = $2 AND q.run_id <> $3 AND q.status <> 'pending'",
+                    &[&job_run.run.env, &job_run.run.run_date, &run_id],
+                )
+                .await
+                .context("counting the day's Item requests so far")?
+                .get(0);
+            Some((i64::from(budget) - used).max(0))
+        }
+    };
     let inserted = tx
         .execute(
             &format!(
@@ -109,11 +127,20 @@ pub async fn ensure_queue(
                      SELECT 1 FROM etl_refresh f
                      WHERE f.entity = 'item' AND f.key = r.item_code
                        AND f.checked_at > now() - make_interval(secs => $2))
+                 ORDER BY r.best_rank, r.item_code
+                 LIMIT $3
                  ON CONFLICT DO NOTHING"
             ),
-            &[&run_id, &refresh.as_secs_f64()],
+            &[&run_id, &refresh.as_secs_f64(), &limit],
         )
-        .await? as i32;
+        .await
+        .context("building the item queue")? as i32;
+    if let Some(limit) = limit.filter(|l| i64::from(inserted) >= *l) {
+        tracing::warn!(
+            limit,
+            "ITEM_DAILY_REQUEST_BUDGET reached: the remaining due items wait for the next day"
+        );
+    }
     tx.execute(
         "UPDATE etl_job_runs SET queue_size = $2 WHERE run_id = $1 AND job = 'item'",
         &[&run_id, &inserted],

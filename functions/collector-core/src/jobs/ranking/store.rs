@@ -82,6 +82,11 @@ pub struct ItemRow {
     pub shop_name: Option<String>,
     pub shop_url: Option<String>,
     pub genre_id: Option<i64>,
+    /// Kept from the ranking too, so a site's captions and point campaigns are fresh daily
+    /// without an Item Search (which adds only tags, gift flag and shop affiliate URL).
+    pub item_caption: Option<String>,
+    pub point_rate_start_time: Option<String>,
+    pub point_rate_end_time: Option<String>,
 }
 
 impl ItemRow {
@@ -106,6 +111,9 @@ impl ItemRow {
             shop_name: it.shop_name.clone(),
             shop_url: it.shop_url.clone(),
             genre_id: it.genre_id,
+            item_caption: it.item_caption.clone().filter(|s| !s.is_empty()),
+            point_rate_start_time: it.point_rate_start_time.clone().filter(|s| !s.is_empty()),
+            point_rate_end_time: it.point_rate_end_time.clone().filter(|s| !s.is_empty()),
         }
     }
 }
@@ -210,7 +218,7 @@ pub async fn load_rankings(
 
 const ITEM_COLUMNS: &str = "item_code, item_name, catchcopy, item_price, item_url, affiliate_url, image_url, availability, \
      tax_flag, postage_flag, review_count, review_average, point_rate, affiliate_rate, shop_code, shop_name, shop_url, \
-     genre_id, ranking_hash, ranking_saved_at";
+     genre_id, item_caption, point_rate_start_time, point_rate_end_time, ranking_hash, ranking_saved_at";
 
 /// Loads the ranking-carried item fields; an item whose hash is unchanged is not rewritten.
 pub async fn load_items(
@@ -238,6 +246,9 @@ pub async fn load_items(
         Type::TEXT,
         Type::TEXT,
         Type::INT8,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
         Type::BYTEA,
         Type::TIMESTAMPTZ,
     ];
@@ -245,7 +256,7 @@ pub async fn load_items(
         copy_into_stage(tx, "rakuten_items", "stage_items", ITEM_COLUMNS, &types).await?;
     for r in rows {
         let hash = hash_of(r);
-        let values: [&(dyn ToSql + Sync); 20] = [
+        let values: [&(dyn ToSql + Sync); 23] = [
             &r.item_code,
             &r.item_name,
             &r.catchcopy,
@@ -264,6 +275,9 @@ pub async fn load_items(
             &r.shop_name,
             &r.shop_url,
             &r.genre_id,
+            &r.item_caption,
+            &r.point_rate_start_time,
+            &r.point_rate_end_time,
             &hash,
             &now,
         ];
@@ -283,7 +297,12 @@ pub async fn load_items(
                  review_count = EXCLUDED.review_count, review_average = EXCLUDED.review_average,
                  point_rate = EXCLUDED.point_rate, affiliate_rate = EXCLUDED.affiliate_rate,
                  shop_code = EXCLUDED.shop_code, shop_name = EXCLUDED.shop_name, shop_url = EXCLUDED.shop_url,
-                 genre_id = EXCLUDED.genre_id, ranking_hash = EXCLUDED.ranking_hash,
+                 genre_id = EXCLUDED.genre_id,
+                 -- a ranking without a caption or campaign keeps what Item Search saved
+                 item_caption = coalesce(EXCLUDED.item_caption, t.item_caption),
+                 point_rate_start_time = coalesce(EXCLUDED.point_rate_start_time, t.point_rate_start_time),
+                 point_rate_end_time = coalesce(EXCLUDED.point_rate_end_time, t.point_rate_end_time),
+                 ranking_hash = EXCLUDED.ranking_hash,
                  ranking_saved_at = EXCLUDED.ranking_saved_at
              WHERE t.ranking_hash IS DISTINCT FROM EXCLUDED.ranking_hash
              RETURNING (xmax = 0) AS inserted"
