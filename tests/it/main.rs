@@ -18,6 +18,7 @@ mod postgres_tls;
 mod ranking_job;
 mod rate_limit;
 mod raw_full_disk;
+mod refresh_week;
 mod s3_store;
 mod sample_events;
 mod statemachine_crosscheck;
