@@ -1,5 +1,6 @@
 //! `collector`: ichiba-collector's command-line tool for local work and operations.
 
+mod doctor;
 mod job;
 mod run;
 mod runs;
@@ -51,6 +52,11 @@ enum Command {
     /// snapshots. `runs show RUN_ID`: one run's jobs, failures by kind with examples,
     /// snapshots and manifests. Marks abandoned the runs whose process is gone first
     Runs(runs::RunsArgs),
+    /// Check everything a run needs, one line each (✓/✗ and what to do): configuration and
+    /// where each secret comes from (masked), the database (reachable, TLS, migrations),
+    /// the raw store (a probe object under {env}/doctor/), and each of the four Rakuten APIs
+    /// called once. Exit 0 only when every check passes
+    Doctor,
 }
 
 #[derive(Subcommand)]
@@ -128,5 +134,6 @@ async fn main() -> ExitCode {
         Command::Run(args) => run::run(config, args).await,
         Command::Verify(args) => verify::run(config, args).await,
         Command::Runs(args) => runs::run(config, args).await,
+        Command::Doctor => doctor::run(config).await,
     }
 }

@@ -181,3 +181,128 @@ async fn without_credentials_the_built_in_sandbox_is_used_and_a_summary_printed(
         assert!(stdout.contains(word), "summary lacks {word:?}:\n{stdout}");
     }
 }
+
+/// `collector doctor`: every check on its line; each failure Rakuten users report since
+/// the 2026 migration, as the sandbox answers it, turns into its advice; exit 0 only when
+/// all pass; no credential printed.
+#[tokio::test]
+async fn doctor_checks_everything_and_turns_known_failures_into_advice() {
+    use rakuten_sandbox::SandboxConfig;
+    let db = TestDb::new().await;
+    let raw = tempfile::tempdir().unwrap();
+    let store = format!("file://{}", raw.path().display());
+    collector(
+        &[
+            ("DATABASE_URL", db.url.as_str()),
+            ("RAW_STORE", store.as_str()),
+        ],
+        &["migrate"],
+    );
+    // (what the sandbox does, extra variables, what the advice must say)
+    type Case = (
+        SandboxConfig,
+        Vec<(&'static str, &'static str)>,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
+        (sandbox_config(50), vec![], "all "),
+        (
+            SandboxConfig {
+                require_referer: Some("https://example.com".into()),
+                ..sandbox_config(50)
+            },
+            vec![],
+            "set RAKUTEN_REFERER (or RAKUTEN_ORIGIN)",
+        ),
+        (
+            sandbox_config(50),
+            vec![("RAKUTEN_ACCESS_KEY", "pk_not_the_right_key_123")],
+            "the access key is rejected",
+        ),
+        (
+            SandboxConfig {
+                allowed_ips: vec!["10.9.9.9".parse().unwrap()],
+                ..sandbox_config(50)
+            },
+            vec![],
+            "static egress IP",
+        ),
+        (
+            SandboxConfig {
+                legacy_host_maintenance: true,
+                ..sandbox_config(50)
+            },
+            vec![(
+                "RAKUTEN_RANKING_PATH",
+                "/services/api/IchibaItem/Ranking/20220601",
+            )],
+            "the legacy host",
+        ),
+        (
+            sandbox_config(50),
+            vec![(
+                "RAKUTEN_GENRE_SEARCH_PATH",
+                "/ichibagt/api/IchibaGenre/Search/20990101",
+            )],
+            "is not served: the API version in the path",
+        ),
+        (
+            SandboxConfig {
+                rate_limit_per_sec: Some(0.001),
+                ..sandbox_config(50)
+            },
+            vec![],
+            "another process uses the same application ID",
+        ),
+    ];
+    for (cfg, extra, advice) in cases {
+        let sandbox = start_sandbox(cfg).await;
+        let base = sandbox.base_url();
+        let mut env = vec![
+            ("DATABASE_URL", db.url.as_str()),
+            ("RAW_STORE", store.as_str()),
+            ("RAKUTEN_API_BASE_URL", base.as_str()),
+            ("RAKUTEN_APPLICATION_ID", TEST_APP_ID),
+            ("RAKUTEN_ACCESS_KEY", TEST_ACCESS_KEY),
+        ];
+        for (k, v) in &extra {
+            env.retain(|(name, _)| name != k);
+            env.push((k, v));
+        }
+        let out = collector_async(&env, &["doctor"]).await;
+        let stdout = text(&out.stdout);
+        assert!(stdout.contains(advice), "{advice:?} missing:\n{stdout}");
+        let expected = if advice == "all " { 0 } else { 1 };
+        assert_eq!(out.status.code(), Some(expected), "{stdout}");
+        assert!(stdout.contains("✓ database"), "{stdout}");
+        assert!(stdout.contains("✓ raw store"), "{stdout}");
+        assert!(stdout.contains("✓ migrations current"), "{stdout}");
+        for s in [TEST_APP_ID, TEST_ACCESS_KEY] {
+            assert!(
+                !stdout.contains(s) && !text(&out.stderr).contains(s),
+                "a credential in the output"
+            );
+        }
+        sandbox.shutdown().await;
+    }
+
+    // A dead database and an unwritable raw store: each its own ✗ with what to do.
+    let out = collector(
+        &[
+            ("DATABASE_URL", "postgresql://postgres@127.0.0.1:1/none"),
+            ("DATABASE_CONNECT_TIMEOUT_SECS", "2"),
+            ("RAW_STORE", "file:///proc/doctor-cannot-write"),
+        ],
+        &["doctor"],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("✗ database") && stdout.contains("check DATABASE_URL"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("✗ raw store") && stdout.contains("check RAW_STORE"),
+        "{stdout}"
+    );
+}

@@ -24,6 +24,31 @@ pub struct MigrationReport {
     pub current_version: Option<i32>,
 }
 
+/// The schema version a database has (None: never migrated) and the newest this build
+/// carries, without applying anything.
+pub async fn schema_status(client: &Client) -> Result<(Option<i32>, i32), DbError> {
+    let latest = embedded::migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(|m| m.version())
+        .max()
+        .unwrap_or(0);
+    let migrated: bool = client
+        .query_one("SELECT to_regclass('etl_schema_history') IS NOT NULL", &[])
+        .bounded("looking for the schema history")
+        .await?
+        .get(0);
+    if !migrated {
+        return Ok((None, latest));
+    }
+    let current = client
+        .query_one("SELECT max(version) FROM etl_schema_history", &[])
+        .bounded("reading the schema version")
+        .await?
+        .get::<_, Option<i32>>(0);
+    Ok((current, latest))
+}
+
 /// Applies the pending migrations. Waiting for another process's migrations is bounded by
 /// `DATABASE_STATEMENT_TIMEOUT_SECS`; each migration statement is too (server side), and
 /// a server that stops answering ends the connection (see `db`'s docs).

@@ -56,5 +56,5 @@ mod watchdog;
 
 pub use connect::{configure, connect, connect_with, ensure_database, settings, Db};
 pub use error::{describe, Bounded, DbError, DbFutureExt, DbResultExt};
-pub use migrate::{migrate, MigrationReport};
+pub use migrate::{migrate, schema_status, MigrationReport};
 pub use sqlstate::condition_name;
