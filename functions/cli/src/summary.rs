@@ -20,6 +20,9 @@ pub fn print(out: &JobOutput, store: &str) {
         "  requests   {} sent ({} retries, {} answered 429)",
         out.requests, out.retries, out.throttled
     );
+    for i in &out.incomplete {
+        println!("  snapshot   {i}");
+    }
     let width = out.rows.keys().map(String::len).max().unwrap_or(0);
     for (i, (table, r)) in out.rows.iter().enumerate() {
         let label = if i == 0 { "rows" } else { "" };

@@ -171,6 +171,10 @@ impl RunSummary {
                         rows.updated,
                         o.duration_ms as f64 / 1000.0
                     ));
+                    // Incomplete snapshots are said in the message, never only in a table.
+                    for i in &o.incomplete {
+                        s.push_str(&format!("\n  ⚠ {i}"));
+                    }
                 }
                 (None, Some(e)) => {
                     s.push_str(&format!("\n• {}: FAILED {}: {}", j.job, e.error, e.cause))
@@ -420,5 +424,27 @@ mod tests {
         )
         .unwrap();
         assert_eq!((s.run_id, s.error.unwrap().error.as_str()), (Some(id), "E"));
+    }
+
+    #[test]
+    fn incomplete_snapshots_are_in_the_message() {
+        let id = Uuid::new_v4();
+        let ranking = json!({
+            "job": "ranking", "run_id": id, "attempt": 1, "status": "succeeded", "done": true,
+            "units": {"attempted": 34, "succeeded": 33, "failed": 1},
+            "failure_rate": 0.0294, "threshold": 0.05, "requests": 36, "retries": 2, "throttled": 0,
+            "rows": {}, "raw_written": 33, "raw_identical": 0, "manifest_key": null,
+            "snapshot_date": "2026-12-01", "duration_ms": 1000,
+            "incomplete": ["genre 0 daily: incomplete, missing 61-90"]
+        });
+        let ev = json!({
+            "status": "succeeded",
+            "state": {"guard": {"Payload": {"run_id": id.to_string()}}, "ranking": {"Payload": ranking}}
+        });
+        let text = RunSummary::from_event(&ev, "dev").unwrap().text();
+        assert!(
+            text.contains("\n  ⚠ genre 0 daily: incomplete, missing 61-90"),
+            "{text}"
+        );
     }
 }
