@@ -157,9 +157,11 @@ impl Counters {
     }
 
     fn take_unrecorded(&self) -> ClientStats {
+        // fetch_max: of two takers racing, the one that read less gets nothing and the
+        // mark never moves back, so no count is recorded twice.
         let take = |field: &AtomicU64, mark: &AtomicU64| {
             let now = field.load(Ordering::Relaxed);
-            now - mark.swap(now, Ordering::Relaxed).min(now)
+            now.saturating_sub(mark.fetch_max(now, Ordering::Relaxed))
         };
         ClientStats {
             requests: take(&self.requests, &self.recorded[0]),
