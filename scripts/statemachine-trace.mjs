@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs a state machine definition under aws-local-stepfunctions (an independent ASL
 // implementation) with every Task state overridden by a scripted stub, and prints what
-// happened as one JSON document, in the shape tests/statemachine_crosscheck.rs compares
+// happened as one JSON document, in the shape tests/it/statemachine_crosscheck.rs compares
 // with asl-runner's trace.
 //
 // stdin: {

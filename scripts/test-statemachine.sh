@@ -61,5 +61,5 @@ rm -f .statemachine-smoke.json
 
 if [ "${1:-}" = "--node-only" ]; then exit 0; fi
 echo "== statemachine: Rust tests (definition checks, cross-check, Guard, Notify)"
-cargo test -p ichiba-collector-tests --test statemachine_definition --test statemachine_crosscheck \
-  --test statemachine_guard --test statemachine_notify
+# The modules of the one integration-test executable (tests/it/).
+cargo test -p ichiba-collector-tests --test it -- statemachine_
