@@ -470,24 +470,12 @@ async fn a_page_that_keeps_failing_is_tried_again_at_the_end_and_named_as_missin
         vec!["genre 0 daily: incomplete, missing 61-90".to_string()]
     );
     let c = db.client().await;
-    let row = c
-        .query_one(
-            "SELECT complete, missing_ranks, row_count FROM rakuten_ranking_snapshots",
-            &[],
-        )
-        .await
-        .unwrap();
+    let row = snapshot(&c).await;
     assert!(!row.get::<_, bool>(0));
     assert_eq!(row.get::<_, Option<String>>(1).as_deref(), Some("61-90"));
     assert_eq!(row.get::<_, i32>(2), 170);
     // The incomplete snapshot holds every rank but the missing ones.
-    let ranks: Vec<i32> = c
-        .query("SELECT rank FROM rakuten_rankings ORDER BY rank", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let ranks = day_ranks(&c).await;
     let expected: Vec<i32> = (1..=200).filter(|r| !(61..=90).contains(r)).collect();
     assert_eq!(ranks, expected);
     sandbox.shutdown().await;
@@ -526,24 +514,12 @@ async fn a_ranking_rerun_in_the_same_run_fills_the_hole() {
     .unwrap();
     assert!(second.incomplete.is_empty(), "{:?}", second.incomplete);
     let c = db.client().await;
-    let row = c
-        .query_one(
-            "SELECT complete, missing_ranks, row_count FROM rakuten_ranking_snapshots",
-            &[],
-        )
-        .await
-        .unwrap();
+    let row = snapshot(&c).await;
     assert!(row.get::<_, bool>(0));
     assert_eq!(row.get::<_, Option<String>>(1), None);
     assert_eq!(row.get::<_, i32>(2), 200);
     // A complete snapshot has ranks 1..N without a gap.
-    let ranks: Vec<i32> = c
-        .query("SELECT rank FROM rakuten_rankings ORDER BY rank", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let ranks = day_ranks(&c).await;
     assert_eq!(ranks, (1..=200).collect::<Vec<i32>>());
     sandbox.shutdown().await;
 }
@@ -576,4 +552,24 @@ async fn a_ranking_that_fails_on_the_raw_store_records_its_requests() {
     assert!(requests > 0);
     assert_eq!(requests as u64, sandbox.stats().requests);
     sandbox.shutdown().await;
+}
+
+/// Every rank stored, in order.
+async fn day_ranks(c: &tokio_postgres::Client) -> Vec<i32> {
+    c.query("SELECT rank FROM rakuten_rankings ORDER BY rank", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// The one snapshot row: complete, missing_ranks, row_count.
+async fn snapshot(c: &tokio_postgres::Client) -> tokio_postgres::Row {
+    c.query_one(
+        "SELECT complete, missing_ranks, row_count FROM rakuten_ranking_snapshots",
+        &[],
+    )
+    .await
+    .unwrap()
 }
