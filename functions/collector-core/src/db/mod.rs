@@ -51,6 +51,7 @@ pub mod history;
 pub mod lease;
 pub mod ledger;
 mod migrate;
+pub mod retention;
 mod sqlstate;
 mod watchdog;
 
