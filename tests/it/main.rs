@@ -12,6 +12,7 @@ mod db_errors;
 mod db_faults;
 mod full_sequence;
 mod genre_tag_jobs;
+mod history_views;
 mod item_is_active_jobs;
 mod pacing;
 mod postgres_tls;
