@@ -1,5 +1,6 @@
 //! `collector`: ichiba-collector's command-line tool for local work and operations.
 
+mod aws;
 mod doctor;
 mod job;
 mod run;
@@ -52,6 +53,11 @@ enum Command {
     /// snapshots. `runs show RUN_ID`: one run's jobs, failures by kind with examples,
     /// snapshots and manifests. Marks abandoned the runs whose process is gone first
     Runs(runs::RunsArgs),
+    /// The deployed jobnet through Step Functions: `aws start --env E [--start-at J
+    /// --run-id R]` starts an execution; `aws status --env E` lists the recent executions
+    /// (status, input, error) with each one's run and jobs from the ledger. The state
+    /// machine is ichiba-collector-<env>-jobnet, or --state-machine-arn / STATE_MACHINE_ARN
+    Aws(aws::AwsArgs),
     /// Check everything a run needs, one line each (✓/✗ and what to do): configuration and
     /// where each secret comes from (masked), the database (reachable, TLS, migrations),
     /// the raw store (a probe object under {env}/doctor/), and each of the four Rakuten APIs
@@ -134,6 +140,7 @@ async fn main() -> ExitCode {
         Command::Run(args) => run::run(config, args).await,
         Command::Verify(args) => verify::run(config, args).await,
         Command::Runs(args) => runs::run(config, args).await,
+        Command::Aws(args) => aws::run(config, args).await,
         Command::Doctor => doctor::run(config).await,
     }
 }
