@@ -19,13 +19,16 @@ use asl_runner::{
     TraceEvent,
 };
 use async_trait::async_trait;
+use chrono::{NaiveDate, Utc};
 use clap::Args;
-use collector_core::config::Config;
-use collector_core::db::ledger::Job;
+use collector_core::config::{AppEnv, Config};
+use collector_core::db::ledger::{self, Job};
+use collector_core::db::Db;
 use collector_core::jobs::guard::{self, GuardRequest, LocalLock};
 use collector_core::jobs::notify::{self, Notifier};
 use collector_core::jobs::{self, AppContext, JobError, JobOutput};
 use indicatif::{ProgressBar, ProgressStyle};
+use rakuten_sandbox::SandboxHandle;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -65,6 +68,136 @@ pub struct RunArgs {
     /// Seconds of work per Item invocation before it checkpoints and the loop calls it again
     #[arg(long, default_value_t = 60)]
     pub item_slice_secs: u64,
+    /// Run as if on this JST day (env local only): the run's date is that day, the
+    /// built-in sandbox serves that day's ranking, and the refresh windows (Item, Genre,
+    /// Tag) are judged as of that day; a week can be simulated in minutes
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub as_of: Option<NaiveDate>,
+}
+
+/// Where `--as-of` notes the refresh-clock shift it is applying (removed when the run
+/// ends; a run killed on the way leaves it, and the next `--as-of` run undoes the shift).
+const AS_OF_MARKER: &str = ".local/as-of-refresh-shift";
+
+/// A run as of another JST day (`--as-of`).
+///
+/// The jobs judge refresh windows with the database clock (`checked_at > now() - window`)
+/// and stamp `etl_refresh.checked_at` with the process clock. To judge as of day D
+/// (`T` = D at the current JST time of day, `offset` = `T - now`), every refresh time is
+/// moved by `-offset` before the jobnet runs and by `+offset` after it: during the run
+/// every age reads as it would at `T`, and the times stamped during the run end up at
+/// their simulated instants. The run itself is opened here with `run_date` = D and handed
+/// to Guard as its `run_id`.
+struct AsOf {
+    date: NaiveDate,
+    offset_us: i64,
+    run_id: Uuid,
+}
+
+impl AsOf {
+    async fn begin(
+        ctx: &AppContext,
+        date: NaiveDate,
+        sandbox: Option<&SandboxHandle>,
+    ) -> Result<Self, JobError> {
+        match sandbox {
+            Some(s) => s
+                .set_date(&date.to_string())
+                .map_err(|e| JobError::InvalidInput(e.to_string()))?,
+            None => eprintln!(
+                "warning: --as-of {date} with RAKUTEN_APPLICATION_ID set: the API answers with today's data, stored as {date}'s"
+            ),
+        }
+        let now = Utc::now();
+        let time_of_day = now.with_timezone(&ledger::jst()).time();
+        let simulated = date
+            .and_time(time_of_day)
+            .and_local_timezone(ledger::jst())
+            .single()
+            .expect("JST has no gaps")
+            .with_timezone(&Utc);
+        let offset_us = (simulated - now)
+            .num_microseconds()
+            .ok_or_else(|| JobError::InvalidInput(format!("--as-of {date} is too far away")))?;
+        let guard = ctx.db().await?;
+        let db = guard.as_ref().expect("connected");
+        let client = &db.client;
+        if let Some((target, pending)) = read_marker() {
+            if target == db.target {
+                shift_refresh(db, pending).await?;
+                eprintln!(
+                    "as-of: undid the refresh-clock shift a killed --as-of run left ({} s)",
+                    pending / 1_000_000
+                );
+            }
+        }
+        write_marker(&db.target, -offset_us)?;
+        shift_refresh(db, -offset_us).await?;
+        let env = ctx.config.env.as_str();
+        let run = ledger::create_run(client, env, "local as-of", ctx.config.run_lease).await?;
+        client
+            .execute(
+                "UPDATE etl_runs SET run_date = $2 WHERE run_id = $1",
+                &[&run.run_id, &date],
+            )
+            .await?;
+        eprintln!(
+            "as of {date} (JST): run {} dated {date}{}; refresh windows judged as of {}",
+            run.run_id,
+            if sandbox.is_some() {
+                ", the sandbox serves that day"
+            } else {
+                ""
+            },
+            simulated
+                .with_timezone(&ledger::jst())
+                .format("%Y-%m-%d %H:%M JST")
+        );
+        Ok(AsOf {
+            date,
+            offset_us,
+            run_id: run.run_id,
+        })
+    }
+
+    /// Moves the refresh times to their simulated instants (every path out of the run).
+    async fn end(&self, ctx: &AppContext) -> Result<(), JobError> {
+        let guard = ctx.db().await?;
+        shift_refresh(guard.as_ref().expect("connected"), self.offset_us).await?;
+        let _ = std::fs::remove_file(AS_OF_MARKER);
+        tracing::debug!(date = %self.date, "refresh clock restored");
+        Ok(())
+    }
+}
+
+/// Moves every `etl_refresh.checked_at` by `by_us` microseconds, in one statement.
+async fn shift_refresh(db: &Db, by_us: i64) -> Result<(), JobError> {
+    if by_us != 0 {
+        db.client
+            .execute(
+                "UPDATE etl_refresh SET checked_at = checked_at + $1::int8 * interval '1 microsecond'",
+                &[&by_us],
+            )
+            .await
+            ?;
+    }
+    Ok(())
+}
+
+/// (database target, shift applied in µs) of a pending `--as-of` shift.
+fn read_marker() -> Option<(String, i64)> {
+    let text = std::fs::read_to_string(AS_OF_MARKER).ok()?;
+    let (shift, target) = text.trim().split_once(' ')?;
+    Some((target.to_string(), -shift.parse::<i64>().ok()?))
+}
+
+fn write_marker(target: &str, shift_us: i64) -> Result<(), JobError> {
+    let path = Path::new(AS_OF_MARKER);
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    std::fs::write(path, format!("{shift_us} {target}\n"))
+        .map_err(|e| JobError::InvalidInput(format!("--as-of cannot write {AS_OF_MARKER}: {e}")))
 }
 
 /// Finds and loads the definition text; says where it came from.
@@ -430,6 +563,19 @@ pub async fn run(config: Config, args: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(d) = args.as_of {
+        if config.env != AppEnv::Local {
+            eprintln!(
+                "error: --as-of {d} simulates a day on this machine and is refused in env {}: it works only in env local",
+                config.env.as_str()
+            );
+            return ExitCode::from(2);
+        }
+        if args.run_id.is_some() || args.start_at.is_some() {
+            eprintln!("error: --as-of opens a new run of that day; it cannot be combined with --run-id or --start-at");
+            return ExitCode::from(2);
+        }
+    }
     let (text, source) = match load_definition(args.definition.as_deref()) {
         Ok(v) => v,
         Err(e) => {
@@ -464,6 +610,13 @@ pub async fn run(config: Config, args: RunArgs) -> ExitCode {
         Ok(n) => n,
         Err(e) => return crate::job::fail(&e),
     };
+    let as_of = match args.as_of {
+        Some(d) => match AsOf::begin(&ctx, d, sandbox.as_ref()).await {
+            Ok(a) => Some(a),
+            Err(e) => return crate::job::fail(&e),
+        },
+        None => None,
+    };
     let bar = ProgressBar::new_spinner();
     bar.set_style(
         ProgressStyle::with_template("{spinner} {msg}  {elapsed}").expect("valid template"),
@@ -482,7 +635,7 @@ pub async fn run(config: Config, args: RunArgs) -> ExitCode {
     if let Some(s) = &args.start_at {
         input.insert("start_at".into(), json!(s));
     }
-    if let Some(r) = args.run_id {
+    if let Some(r) = args.run_id.or(as_of.as_ref().map(|a| a.run_id)) {
         input.insert("run_id".into(), json!(r.to_string()));
     }
     let execution = Uuid::new_v4();
@@ -503,6 +656,11 @@ pub async fn run(config: Config, args: RunArgs) -> ExitCode {
     )
     .await;
     bar.finish_and_clear();
+    if let Some(a) = &as_of {
+        if let Err(e) = a.end(&tasks.ctx).await {
+            eprintln!("error: --as-of could not restore the refresh clock ({e}); the next --as-of run does ({AS_OF_MARKER})");
+        }
+    }
     lock.release().await;
     if let Some(s) = sandbox {
         s.shutdown().await;

@@ -394,7 +394,8 @@ impl Sandbox {
             stats.clone(),
             log.clone(),
         ));
-        let app = server::router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let app =
+            server::router(Arc::clone(&state)).into_make_service_with_connect_info::<SocketAddr>();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let join = tokio::spawn(async move {
             let served = axum::serve(listener, app)
@@ -413,6 +414,7 @@ impl Sandbox {
             stats,
             dataset,
             log,
+            state,
         };
         tracing::info!(base_url = %handle.base_url(), "rakuten sandbox listening");
         Ok(handle)
@@ -426,9 +428,21 @@ pub struct SandboxHandle {
     stats: Arc<server::Counters>,
     dataset: Arc<Dataset>,
     log: Arc<server::RequestLog>,
+    state: Arc<server::AppState>,
 }
 
 impl SandboxHandle {
+    /// Serves the JST day `date` (`YYYY-MM-DD`) from now on, as if started with
+    /// [`SandboxConfig::date`] = `date` (`collector run --as-of` uses it on the sandbox
+    /// the CLI started).
+    pub fn set_date(&self, date: &str) -> Result<(), ConfigError> {
+        if data::parse_date(date).is_none() {
+            return Err(ConfigError::InvalidDate(date.to_string()));
+        }
+        *self.state.date.write().unwrap_or_else(|e| e.into_inner()) = Some(date.to_string());
+        Ok(())
+    }
+
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }

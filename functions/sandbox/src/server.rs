@@ -234,6 +234,9 @@ pub(crate) struct AppState {
     rankings: Mutex<HashMap<RankingKey, Arc<Vec<u32>>>>,
     /// Ranking pages served per target (genre id, variant), for [`RankingRebuild`].
     served: Mutex<HashMap<(u64, String), u64>>,
+    /// The date served, when set after start ([`crate::SandboxHandle::set_date`]); wins
+    /// over `config.date`.
+    pub(crate) date: std::sync::RwLock<Option<String>>,
 }
 
 impl AppState {
@@ -257,6 +260,7 @@ impl AppState {
             draws: AtomicU64::new(0),
             rankings: Mutex::new(HashMap::new()),
             served: Mutex::new(HashMap::new()),
+            date: std::sync::RwLock::new(None),
         }
     }
 }
@@ -558,7 +562,9 @@ impl AppState {
     }
 
     fn date(&self) -> String {
-        self.config.date.clone().unwrap_or_else(data::today_jst)
+        let set = self.date.read().unwrap_or_else(|e| e.into_inner()).clone();
+        set.or_else(|| self.config.date.clone())
+            .unwrap_or_else(data::today_jst)
     }
 
     fn answer(&self, api: Api, version: &str, p: &Params) -> Result<Vec<u8>, ApiError> {
