@@ -3,6 +3,7 @@
 mod aws;
 mod doctor;
 mod job;
+mod prune;
 mod run;
 mod runs;
 mod sandbox;
@@ -63,6 +64,11 @@ enum Command {
     /// the raw store (a probe object under {env}/doctor/), and each of the four Rakuten APIs
     /// called once. Exit 0 only when every check passes
     Doctor,
+    /// Retention: delete the ranking snapshot rows (rakuten_rankings,
+    /// rakuten_ranking_snapshots) dated more than DAYS days before today's JST date, one
+    /// date per transaction, and print the rows deleted per table; --dry-run only counts.
+    /// Never runs unless asked. Exit 2 when DAYS is below 1 or below ACTIVE_WINDOW_DAYS
+    Prune(prune::PruneArgs),
 }
 
 #[derive(Subcommand)]
@@ -142,5 +148,6 @@ async fn main() -> ExitCode {
         Command::Runs(args) => runs::run(config, args).await,
         Command::Aws(args) => aws::run(config, args).await,
         Command::Doctor => doctor::run(config).await,
+        Command::Prune(args) => prune::run(config, args).await,
     }
 }

@@ -43,7 +43,7 @@ fn days_of(older_than: i64, active_window_days: u32) -> Result<u32, String> {
     if older_than < 1 {
         return Err(format!(
             "--older-than {older_than}: DAYS must be a positive number of days (1 or more); \
-             0 or less would delete today's snapshot or more"
+             0 would delete every snapshot before today, less than 0 today's as well"
         ));
     }
     let days = u32::try_from(older_than)
@@ -104,14 +104,13 @@ fn print_report(report: &PruneReport, output: OutputFormat) {
     } else {
         "deleted"
     };
-    for (table, rows) in &report.rows {
-        println!("{table:<26} {verb} {rows} rows");
+    for table in retention::TABLES {
+        println!("{table:<26} {verb} {} rows", report.rows_of(table));
     }
     match (report.dates.first(), report.dates.last()) {
-        (Some(first), Some(last)) => println!(
-            "{} snapshot date(s) {verb}: {first} .. {last}",
-            report.dates.len()
-        ),
+        (Some(first), Some(last)) => {
+            println!("snapshot dates: {} ({first} .. {last})", report.dates.len())
+        }
         _ => println!("no snapshot dated before {}", report.before),
     }
 }

@@ -7,6 +7,8 @@
 //! with the length of the history. Items (`rakuten_items`), genres, tags and the run
 //! ledger are never touched; the raw store has its own expiry (`RawObjectExpirationDays`).
 
+use std::collections::BTreeMap;
+
 use chrono::{Days, NaiveDate};
 use tokio_postgres::Client;
 
@@ -23,18 +25,14 @@ pub struct PruneReport {
     pub dry_run: bool,
     /// The snapshot dates concerned, oldest first.
     pub dates: Vec<NaiveDate>,
-    /// Rows per table, in the order of [`TABLES`].
-    pub rows: Vec<(String, u64)>,
+    /// Rows per table of [`TABLES`].
+    pub rows: BTreeMap<String, u64>,
 }
 
 impl PruneReport {
     /// Rows of `table` deleted (or that a dry run would delete).
     pub fn rows_of(&self, table: &str) -> u64 {
-        self.rows
-            .iter()
-            .find(|(t, _)| t == table)
-            .map(|(_, n)| *n)
-            .unwrap_or(0)
+        self.rows.get(table).copied().unwrap_or(0)
     }
 }
 
