@@ -289,11 +289,11 @@ async fn status(config: Config, args: StatusArgs) -> ExitCode {
             ),
             (None, _) if matches!(ledger, Ledger::Read(_)) => {
                 println!(
-                    "           run: none in the ledger yet{}",
+                    "           run: {}",
                     if e.status == "RUNNING" {
-                        " (Guard has not opened it: starting, or waiting for another execution)"
+                        "none in the ledger yet (Guard has not opened it: starting, or waiting for another execution)"
                     } else {
-                        ""
+                        "none in the ledger (the execution ended before Guard opened one)"
                     }
                 )
             }

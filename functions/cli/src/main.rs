@@ -3,6 +3,7 @@
 mod aws;
 mod doctor;
 mod job;
+mod private_pg;
 mod prune;
 mod run;
 mod runs;
@@ -124,6 +125,11 @@ async fn main() -> ExitCode {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
+    };
+    // Locally without DATABASE_URL: a private PostgreSQL `collector run` started here.
+    let config = match cli.command {
+        Command::Run(_) => config,
+        _ => private_pg::adopt(config).await,
     };
     match cli.command {
         Command::Migrate => job::migrate(&config).await,

@@ -593,6 +593,11 @@ pub async fn run(config: Config, args: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // A fresh machine: no DATABASE_URL and nothing at the default address (private_pg.rs).
+    let config = match crate::private_pg::ensure(config).await {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
     eprintln!("jobnet: {source}");
     let database_url = match collector_core::secrets::resolve(&config).await {
         Ok(s) => s.database_url,
