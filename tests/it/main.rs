@@ -20,6 +20,7 @@ mod ranking_job;
 mod rate_limit;
 mod raw_full_disk;
 mod refresh_week;
+mod replay;
 mod s3_store;
 mod sample_events;
 mod statemachine_crosscheck;

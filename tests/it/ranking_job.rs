@@ -88,7 +88,8 @@ async fn loads_the_snapshot_items_raw_objects_and_manifest() {
     assert_eq!(r.get::<_, String>(0), "succeeded");
     assert_eq!(r.get::<_, i32>(1), 34);
     assert_eq!(r.get::<_, i32>(2), 0);
-    assert_eq!(r.get::<_, i32>(3), 2000);
+    // 1,000 ranks, 1,000 items and the snapshot row.
+    assert_eq!(r.get::<_, i32>(3), 2001);
     assert_eq!(r.get::<_, i32>(4), 34);
     assert_eq!(r.get::<_, String>(5), manifest_key);
     assert_eq!(r.get::<_, String>(6), "succeeded");
@@ -139,7 +140,7 @@ async fn a_second_run_the_same_day_rewrites_nothing_and_overwrites_no_object() {
             ledger.get::<_, i32>(1),
             ledger.get::<_, i32>(2)
         ),
-        (0, 0, 2000)
+        (0, 0, 2001)
     );
     // No row was rewritten: the newest write times are still the first run's.
     let written_after: String = c.query_one(last_write, &[]).await.unwrap().get(0);

@@ -62,6 +62,7 @@ fn manifest_of(run_id: Uuid, date: NaiveDate, objects: Vec<ManifestEntry>) -> Ma
         total_bytes: objects.iter().map(|o| o.size).sum(),
         total_records: objects.iter().map(|o| o.records).sum(),
         objects,
+        verdict: None,
     }
 }
 

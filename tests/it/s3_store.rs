@@ -357,6 +357,7 @@ async fn s3_verify_names_damaged_and_missing_objects() {
         total_bytes: objects.iter().map(|o| o.size).sum(),
         total_records: 90,
         objects: objects.clone(),
+        verdict: None,
     };
     let mkey = manifest.write(&store, &keys).await.unwrap();
 

@@ -5,6 +5,7 @@ mod doctor;
 mod job;
 mod private_pg;
 mod prune;
+mod replay;
 mod run;
 mod runs;
 mod sandbox;
@@ -50,6 +51,14 @@ enum Command {
     /// must exist with its recorded size and SHA-256. Exit 0 when all match, 1 naming each
     /// missing or damaged object (or when nothing matched), 2 on invalid arguments
     Verify(verify::VerifyArgs),
+    /// Rebuild the data tables from the raw store (RAW_STORE, local or S3) for a range of
+    /// JST run dates, through the jobs' own parsers and loads; no API call. Each listed
+    /// object is checked against its manifest first: a missing or damaged one is reported
+    /// and its unit not loaded. Idempotent (a second replay changes nothing); --dry-run
+    /// prints what would change per table. Each replayed run is in the ledger with trigger
+    /// replay. Exit 0 all loaded, 1 objects not loaded or nothing found, 2 bad arguments,
+    /// 4 database or raw store failure
+    Replay(replay::ReplayArgs),
     /// Recent runs of the environment, one line each: date, trigger, status and per job
     /// status, requests, failure rate and duration, and the day's incomplete or stale
     /// snapshots. `runs show RUN_ID`: one run's jobs, failures by kind with examples,
@@ -151,6 +160,7 @@ async fn main() -> ExitCode {
         Command::Sandbox(args) => sandbox::serve(args).await,
         Command::Run(args) => run::run(config, args).await,
         Command::Verify(args) => verify::run(config, args).await,
+        Command::Replay(args) => replay::run(config, args).await,
         Command::Runs(args) => runs::run(config, args).await,
         Command::Aws(args) => aws::run(config, args).await,
         Command::Doctor => doctor::run(config).await,

@@ -66,6 +66,7 @@ fn stored_run(raw: &Path, job: &str, run_id: Uuid, bodies: &[&[u8]]) -> Vec<Stri
         total_bytes: objects.iter().map(|o| o.size).sum(),
         total_records: objects.len() as u64,
         objects: objects.clone(),
+        verdict: None,
     };
     std::fs::write(
         raw.join(keys.manifest()),

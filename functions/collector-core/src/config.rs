@@ -200,6 +200,15 @@ pub struct RakutenSettings {
     pub access_key_in_query: bool,
 }
 
+/// `RANKING_STALE_POLICY`: a ranking served again with the previous snapshot's
+/// `lastBuildDate` (not rebuilt yet) is stored flagged (`Keep`) or not stored (`Skip`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StalePolicy {
+    #[default]
+    Keep,
+    Skip,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub env: AppEnv,
@@ -210,6 +219,8 @@ pub struct Config {
     pub ranking_max_pages: u32,
     /// Failure-rate threshold of the Ranking job (fraction, default 0.01).
     pub ranking_failure_threshold: f64,
+    /// What to do with a ranking whose `lastBuildDate` equals the previous snapshot's.
+    pub ranking_stale_policy: StalePolicy,
     /// Genre: genres fetched within this many days are not fetched again (default 7).
     pub genre_refresh_days: u32,
     /// Failure-rate threshold of the Genre job (fraction, default 0.01).
@@ -323,6 +334,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("RANKING_TARGETS", "comma-separated GENRE[:PERIOD] (default 0 = overall daily)"),
     ("RANKING_MAX_PAGES", "pages per ranking target, 1-34 (default 34)"),
     ("RANKING_FAILURE_THRESHOLD", "failure rate above which Ranking fails (default 0.01)"),
+    ("RANKING_STALE_POLICY", "a ranking not rebuilt since the previous snapshot (same lastBuildDate): keep = store it flagged stale (default), skip = store no duplicate day"),
     ("GENRE_REFRESH_DAYS", "Genre: genres fetched within this many days are skipped, 0 = always fetch (default 7)"),
     ("GENRE_FAILURE_THRESHOLD", "failure rate above which Genre fails (default 0.01)"),
     ("TAG_REFRESH_DAYS", "Tag: tags fetched within this many days are skipped, 0 = always fetch (default 7)"),
@@ -572,6 +584,17 @@ impl Config {
                     .ok_or("must be a fraction in [0, 1)")
             })?;
 
+        let ranking_stale_policy = match get("RANKING_STALE_POLICY").as_deref().map(str::trim) {
+            None | Some("") | Some("keep") => StalePolicy::Keep,
+            Some("skip") => StalePolicy::Skip,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "RANKING_STALE_POLICY",
+                    format!("{other:?} is not a policy; expected keep or skip"),
+                ))
+            }
+        };
+
         // ITEM_REFRESH_HOURS (the old daily-refetch policy) still works, with a warning.
         let refresh_days = parse_num(&get, "ITEM_REFRESH_DAYS", 7u64, |v| {
             (v <= 3650)
@@ -669,6 +692,7 @@ impl Config {
             ranking_targets,
             ranking_max_pages,
             ranking_failure_threshold,
+            ranking_stale_policy,
             genre_refresh_days,
             genre_failure_threshold,
             tag_refresh_days,

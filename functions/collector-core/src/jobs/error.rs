@@ -30,6 +30,10 @@ pub enum JobError {
     /// Guard: another execution of the jobnet in the same environment is still running.
     #[error("concurrent execution: {0}")]
     ConcurrentExecution(String),
+    /// The data failed a severe quality check (an item at two ranks, a ranking rebuilt
+    /// while read). The rows are stored and flagged; the job run is failed.
+    #[error("data quality: {0}")]
+    DataQualityFailed(String),
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
@@ -52,6 +56,7 @@ impl JobError {
             JobError::InvalidInput(_) => "InvalidInput",
             JobError::RunNotFound(_) => "RunNotFound",
             JobError::ConcurrentExecution(_) => "ConcurrentExecution",
+            JobError::DataQualityFailed(_) => "DataQualityFailed",
             JobError::EvidenceMissing(_) => "EvidenceMissing",
             JobError::Config(_) => "ConfigError",
             JobError::Database(_) => "DatabaseError",
@@ -66,7 +71,7 @@ impl JobError {
 pub fn exit_code(error_type: &str) -> u8 {
     match error_type {
         // The job ran and judged its data: too many failed units, evidence missing.
-        "FailureRateExceeded" | "EvidenceMissing" => 1,
+        "FailureRateExceeded" | "EvidenceMissing" | "DataQualityFailed" => 1,
         // What was asked cannot be done: bad input, bad configuration, unknown run.
         "InvalidInput" | "ConfigError" | "RunNotFound" => 2,
         "ConcurrentExecution" => 3,

@@ -77,7 +77,12 @@ pub async fn finish(
     let guard = ctx.db().await?;
     let client = &guard.as_ref().expect("connected").client;
     match result {
-        Err(e) if !matches!(e, JobError::FailureRateExceeded { .. }) => {
+        Err(e)
+            if !matches!(
+                e,
+                JobError::FailureRateExceeded { .. } | JobError::DataQualityFailed(_)
+            ) =>
+        {
             ledger::abort_job(
                 client,
                 &started.job_run,

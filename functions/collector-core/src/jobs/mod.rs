@@ -14,6 +14,7 @@ pub mod notify;
 mod output;
 pub mod pipeline;
 pub mod ranking;
+pub mod replay;
 pub mod staging;
 pub mod tag;
 pub mod targets;

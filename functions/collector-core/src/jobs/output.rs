@@ -54,12 +54,23 @@ pub struct JobOutput {
     /// What the job could not deliver completely (Ranking: incomplete snapshots).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub incomplete: Vec<String>,
+    /// Quality findings on the data (Ranking: SPEC §11 checks); severe ones fail the job.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quality: Vec<crate::jobs::ranking::Finding>,
     /// Job-specific counts, e.g. the Item job's `remaining`, IsActive's `activated`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: BTreeMap<String, i64>,
 }
 
 impl JobOutput {
+    /// The error of a job run that loaded its rows but failed a severe quality check.
+    pub fn quality_violation(&self) -> Option<super::JobError> {
+        (self.status == "failed")
+            .then(|| crate::jobs::ranking::quality::severe_summary(&self.quality))
+            .flatten()
+            .map(super::JobError::DataQualityFailed)
+    }
+
     pub fn total_rows(&self) -> RowCounts {
         let mut t = RowCounts::default();
         for r in self.rows.values() {

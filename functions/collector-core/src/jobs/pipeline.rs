@@ -22,7 +22,11 @@ use rakuten_client::{ApiError, Fetched};
 use tokio_postgres::Transaction;
 
 use crate::db::ledger::{self, JobCounts, JobRun, Sent, UnitFailure};
-use crate::rawstore::{Latest, Manifest, ManifestEntry, PutOutcome, RawKeys, RawStoreError};
+use crate::jobs::ranking::Finding;
+use crate::rawstore::{
+    FailedUnit, Latest, Manifest, ManifestEntry, ManifestVerdict, PutOutcome, RawKeys,
+    RawStoreError,
+};
 
 use super::{AppContext, JobError, JobOutput, RowCounts, UnitCounts};
 
@@ -222,6 +226,27 @@ pub struct Loaded {
     pub rows: BTreeMap<String, RowCounts>,
     /// Incomplete snapshots, one line each (Ranking).
     pub incomplete: Vec<String>,
+    /// Quality findings on the loaded data (Ranking).
+    pub quality: Vec<Finding>,
+    /// Set when a finding is severe: the rows stay committed, flagged, and the job run
+    /// fails with `DataQualityFailed`.
+    pub violation: Option<String>,
+}
+
+/// Rows and when they were observed: now for a live job, when the job run loaded them for
+/// a replay. Loads never let an earlier observation overwrite a later one.
+pub struct Observed<T> {
+    pub rows: T,
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+impl<T> Observed<T> {
+    pub fn now(rows: T) -> Self {
+        Self {
+            rows,
+            at: chrono::Utc::now(),
+        }
+    }
 }
 
 /// A job's load: its rows (`D`) into the database, inside the job's commit.
@@ -249,7 +274,21 @@ pub async fn conclude<D: Sync + ?Sized>(
         .count() as i32;
     let raw_identical = verdict.manifest.len() as i32 - raw_written;
     let keys = RawKeys::for_job_run(job_run);
+    let judged = ManifestVerdict {
+        attempted,
+        failed,
+        threshold,
+        failures: verdict
+            .unrecorded
+            .iter()
+            .map(|f| FailedUnit {
+                unit: f.unit.clone(),
+                error_kind: f.error_kind.clone(),
+            })
+            .collect(),
+    };
     let manifest_key = Manifest::new(job_run, verdict.manifest, failed == 0)
+        .with_verdict(judged)
         .write(ctx.store.as_ref(), &keys)
         .await?;
     let counts = JobCounts {
@@ -285,6 +324,7 @@ pub async fn conclude<D: Sync + ?Sized>(
         snapshot_date: Some(job_run.run.run_date),
         duration_ms: 0,
         incomplete: Vec::new(),
+        quality: Vec::new(),
         extra: verdict.extra,
     };
     // What the job sent and has not recorded yet goes into the closing transaction.
@@ -323,6 +363,11 @@ pub async fn conclude<D: Sync + ?Sized>(
         .transact("loading the job's rows", &closing, close_job::<D>)
         .await
         .inspect_err(|_| scope.give_back(taken))?;
+    if let Some(e) = output.quality_violation() {
+        // Committed and recorded failed; latest.json keeps pointing at the last good run.
+        tracing::error!(run_id = %job_run.run.run_id, job = %job_run.job, error = %e, "severe data quality finding");
+        return Err(e);
+    }
     publish(ctx, &output, job_run).await?;
     Ok(output)
 }
@@ -349,6 +394,7 @@ fn close_job<'t, 'a, D: Sync + ?Sized>(
     Box::pin(async move {
         let mut out = c.output.clone();
         let mut counts = c.counts.clone();
+        let mut error = c.error.as_ref().map(|(t, m)| (*t, m.clone()));
         if !ledger::job_is_open(tx, c.job_run).await? {
             // A retry after a commit whose answer was lost: it is all in already.
             return Ok(out);
@@ -357,6 +403,11 @@ fn close_job<'t, 'a, D: Sync + ?Sized>(
             let loaded = (c.load)(tx, c.job_run, c.data).await?;
             out.rows = loaded.rows;
             out.incomplete = loaded.incomplete;
+            out.quality = loaded.quality;
+            if let Some(v) = loaded.violation {
+                out.status = "failed".into();
+                error = Some(("DataQualityFailed", v));
+            }
             let total = out.total_rows();
             counts.rows_inserted = total.inserted;
             counts.rows_updated = total.updated;
@@ -372,7 +423,7 @@ fn close_job<'t, 'a, D: Sync + ?Sized>(
         );
         ledger::record_failures(tx, c.job_run, &c.failures).await?;
         let doc = serde_json::to_value(&out).expect("output serialises");
-        let error = c.error.as_ref().map(|(t, m)| (*t, m.as_str()));
+        let error = error.as_ref().map(|(t, m)| (*t, m.as_str()));
         ledger::finish_job(
             tx,
             c.job_run,

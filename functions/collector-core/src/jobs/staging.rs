@@ -21,8 +21,11 @@ pub async fn copy_into_stage(
     columns: &str,
     types: &[Type],
 ) -> Result<Pin<Box<BinaryCopyInWriter>>, JobError> {
+    // Dropped first: inside one outer transaction (a replay's dry run, savepoint per job
+    // run) the previous load's table is still there.
     tx.batch_execute(&format!(
-        "CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {columns} FROM {table} WITH NO DATA"
+        "DROP TABLE IF EXISTS pg_temp.{stage};
+         CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {columns} FROM {table} WITH NO DATA"
     ))
     .await?;
     let sink = tx
@@ -58,20 +61,22 @@ pub async fn merge_counts(
     })
 }
 
-/// Marks `keys` of `entity` ('genre', 'tag') as fetched now, in one statement.
+/// Marks `keys` of `entity` ('item', 'genre', 'tag') as fetched at `at`, in one
+/// statement; a later mark is kept (a replay never makes data look older than it is).
 pub async fn mark_refreshed(
     tx: &Transaction<'_>,
     entity: &str,
     keys: &[String],
+    at: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), JobError> {
     if keys.is_empty() {
         return Ok(());
     }
     tx.execute(
         "INSERT INTO etl_refresh (entity, key, checked_at)
-         SELECT $1, k, now() FROM unnest($2::text[]) AS k
-         ON CONFLICT (entity, key) DO UPDATE SET checked_at = EXCLUDED.checked_at",
-        &[&entity, &keys],
+         SELECT $1, k, $3 FROM unnest($2::text[]) AS k
+         ON CONFLICT (entity, key) DO UPDATE SET checked_at = greatest(etl_refresh.checked_at, EXCLUDED.checked_at)",
+        &[&entity, &keys, &at],
     )
     .await?;
     Ok(())

@@ -99,6 +99,37 @@ pub struct Manifest {
     pub total_bytes: u64,
     pub total_records: u64,
     pub objects: Vec<ManifestEntry>,
+    /// The verdict's inputs, so the raw store alone says what the job run judged (replay
+    /// reaches the same verdict): units tried and failed, and the threshold. Absent in
+    /// manifests written before replay existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<ManifestVerdict>,
+}
+
+/// What a job run judged: its units, its failed units (which ones, and why in one word)
+/// and its threshold.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ManifestVerdict {
+    pub attempted: i32,
+    pub failed: i32,
+    pub threshold: f64,
+    /// The units that failed after their retries: `ranking genreId=0 page=5` and the error
+    /// kind (`server_error`, `client_error`, …). The Item job lists its own in the ledger.
+    #[serde(default)]
+    pub failures: Vec<FailedUnit>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FailedUnit {
+    pub unit: String,
+    pub error_kind: String,
+}
+
+impl ManifestVerdict {
+    /// True when the job run's failure rate was over its threshold: it loaded nothing.
+    pub fn over_threshold(&self) -> bool {
+        self.attempted > 0 && f64::from(self.failed) / f64::from(self.attempted) > self.threshold
+    }
 }
 
 impl Manifest {
@@ -117,7 +148,13 @@ impl Manifest {
             total_bytes: objects.iter().map(|o| o.size).sum(),
             total_records: objects.iter().map(|o| o.records).sum(),
             objects,
+            verdict: None,
         }
+    }
+
+    pub fn with_verdict(mut self, verdict: ManifestVerdict) -> Self {
+        self.verdict = Some(verdict);
+        self
     }
 
     /// Reads and parses the manifest stored under `key`; a missing, empty or unparsable
@@ -252,6 +289,7 @@ mod tests {
             total_bytes: 0,
             total_records: 0,
             objects: vec![],
+            verdict: None,
         }
     }
 

@@ -19,9 +19,11 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-pub use keys::{KeyParts, RawKeys};
+pub use keys::{KeyParts, RawKeys, ALL_JOBS};
 pub use local::LocalStore;
-pub use manifest::{EntryKind, Latest, LatestEntry, Manifest, ManifestEntry};
+pub use manifest::{
+    EntryKind, FailedUnit, Latest, LatestEntry, Manifest, ManifestEntry, ManifestVerdict,
+};
 pub use s3::S3Store;
 
 use crate::config::RawStoreLocation;

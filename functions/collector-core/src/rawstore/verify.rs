@@ -414,6 +414,7 @@ mod tests {
             total_bytes: objects.iter().map(|o| o.size).sum(),
             total_records: n as u64,
             objects,
+            verdict: None,
         };
         manifest.write(store, &keys).await.unwrap();
         (keys, manifest)

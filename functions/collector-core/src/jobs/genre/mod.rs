@@ -20,7 +20,7 @@ use tokio_postgres::Transaction;
 
 use crate::db::ledger::{Job, JobRun};
 
-use super::pipeline::{self, Evidence, Loaded};
+use super::pipeline::{self, Evidence, Loaded, Observed};
 use super::{lifecycle, AppContext, JobError, JobOutput, RunInput};
 
 pub use store::GenreRow;
@@ -75,16 +75,17 @@ async fn execute(ctx: &AppContext, job_run: &JobRun) -> Result<JobOutput, JobErr
         verdict.extra.insert("missing".into(), missing);
     }
     let threshold = ctx.config.genre_failure_threshold;
-    pipeline::conclude(ctx, job_run, verdict, threshold, started, &rows[..], load).await
+    let rows = Observed::now(rows);
+    pipeline::conclude(ctx, job_run, verdict, threshold, started, &rows, load).await
 }
 
-fn load<'t>(
+pub(crate) fn load<'t>(
     tx: &'t Transaction<'t>,
     job_run: &'t JobRun,
-    rows: &'t [GenreRow],
+    rows: &'t Observed<Vec<GenreRow>>,
 ) -> BoxFuture<'t, Result<Loaded, JobError>> {
     Box::pin(async move {
-        let counts = store::load_genres(tx, job_run, rows).await?;
+        let counts = store::load_genres(tx, job_run, &rows.rows, rows.at).await?;
         Ok(Loaded {
             rows: BTreeMap::from([("rakuten_genres".to_string(), counts)]),
             ..Loaded::default()

@@ -55,13 +55,15 @@ pub async fn targets(
 const GENRE_COLUMNS: &str =
     "genre_id, name, english_name, level, parent_id, path_ids, path_names, content_hash, saved_at, run_id";
 
-/// Loads genre rows (one per id); a genre whose hash is unchanged is not rewritten.
+/// Loads genre rows (one per id) observed at `at`; a genre whose hash is unchanged, or
+/// that a later observation saved, is not rewritten.
 pub async fn load_genres(
     tx: &Transaction<'_>,
     job_run: &JobRun,
     rows: &[GenreRow],
+    at: DateTime<Utc>,
 ) -> Result<RowCounts, JobError> {
-    let now: DateTime<Utc> = Utc::now();
+    let now = at;
     let types = [
         Type::INT8,
         Type::TEXT,
@@ -104,13 +106,13 @@ pub async fn load_genres(
                  parent_id = EXCLUDED.parent_id, path_ids = EXCLUDED.path_ids,
                  path_names = EXCLUDED.path_names, content_hash = EXCLUDED.content_hash,
                  saved_at = EXCLUDED.saved_at, run_id = EXCLUDED.run_id
-             WHERE t.content_hash IS DISTINCT FROM EXCLUDED.content_hash
+             WHERE t.content_hash IS DISTINCT FROM EXCLUDED.content_hash AND t.saved_at <= EXCLUDED.saved_at
              RETURNING (xmax = 0) AS inserted"
         ),
         rows.len(),
     )
     .await?;
     let keys: Vec<String> = rows.iter().map(|r| r.genre_id.to_string()).collect();
-    mark_refreshed(tx, "genre", &keys).await?;
+    mark_refreshed(tx, "genre", &keys, at).await?;
     Ok(counts)
 }

@@ -5,6 +5,8 @@
 //! refuses with `EvidenceMissing` and changes nothing. No API calls, so no failure rate:
 //! it fails only when its SQL (or the evidence check) does.
 
+pub(crate) mod store;
+
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -88,25 +90,8 @@ async fn execute(ctx: &AppContext, job_run: &JobRun) -> Result<JobOutput, JobErr
     let mut guard = ctx.db().await?;
     let db = guard.as_mut().expect("connected");
     let tx = db.client.transaction().await?;
-    // `x` reads the pre-update state, so activated/deactivated are counted from it.
-    let row = tx
-        .query_one(
-            "WITH active AS (
-                 SELECT DISTINCT item_code FROM rakuten_rankings
-                 WHERE snapshot_date > $1::date - $2::int AND snapshot_date <= $1::date
-             ), x AS (
-                 SELECT i.item_code, (a.item_code IS NOT NULL) AS should
-                 FROM rakuten_items i LEFT JOIN active a USING (item_code)
-             ), upd AS (
-                 UPDATE rakuten_items t SET is_active = x.should
-                 FROM x WHERE t.item_code = x.item_code AND t.is_active IS DISTINCT FROM x.should
-                 RETURNING x.should
-             )
-             SELECT (SELECT count(*) FROM x), count(*) FILTER (WHERE should), count(*) FILTER (WHERE NOT should) FROM upd",
-            &[&job_run.run.run_date, &window],
-        )
-        .await?;
-    let (total, activated, deactivated): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    let (total, activated, deactivated) =
+        store::mark_active(&tx, job_run.run.run_date, window).await?;
     let unchanged = total - activated - deactivated;
     let rows = RowCounts {
         inserted: 0,
@@ -139,6 +124,7 @@ async fn execute(ctx: &AppContext, job_run: &JobRun) -> Result<JobOutput, JobErr
         snapshot_date: Some(job_run.run.run_date),
         duration_ms: started.elapsed().as_millis() as i64,
         incomplete: Vec::new(),
+        quality: Vec::new(),
         extra: BTreeMap::from([
             ("activated".to_string(), activated),
             ("deactivated".to_string(), deactivated),

@@ -9,11 +9,12 @@
 //! which the next one fetches again; nothing saved is fetched twice. The job's failure
 //! rate (threshold 5 %) is judged when the queue is empty, over the whole job run.
 
-mod store;
+pub(crate) mod store;
 
 use std::collections::BTreeMap;
 use std::time::{Instant, SystemTime};
 
+use rakuten_client::ItemSearchPage;
 use uuid::Uuid;
 
 use crate::db::ledger::{self, Job, JobRun};
@@ -174,6 +175,7 @@ async fn execute(
             snapshot_date: Some(job_run.run.run_date),
             duration_ms: started.elapsed().as_millis() as i64,
             incomplete: Vec::new(),
+            quality: Vec::new(),
             extra,
         };
         let doc = serde_json::to_value(&output).expect("output serialises");
@@ -230,24 +232,27 @@ async fn fetch_one(ctx: &AppContext, keys: &RawKeys, item_code: &str) -> Result<
             });
         }
     };
-    let hit = fetched
-        .parsed
-        .items
-        .iter()
-        .find(|i| i.item_code == item_code)
-        .or(fetched.parsed.items.first());
-    let records = u64::from(hit.is_some());
+    let detail = detail_of(item_code, &fetched.parsed);
+    let records = u64::from(detail.is_some());
     let raw = pipeline::keep(ctx, keys, &slug, &fetched.unit, &fetched.body, records).await?;
-    Ok(match hit {
-        Some(it) => Outcome::Saved {
-            detail: DetailRow::new(item_code, it),
-            raw,
-        },
+    Ok(match detail {
+        Some(detail) => Outcome::Saved { detail, raw },
         None => Outcome::Gone {
             item_code: item_code.to_string(),
             raw,
         },
     })
+}
+
+/// The details an Item Search answer gives for `item_code` (the matching hit, else the
+/// first), `None` when it found nothing: the item is gone.
+pub(crate) fn detail_of(item_code: &str, answer: &ItemSearchPage) -> Option<DetailRow> {
+    answer
+        .items
+        .iter()
+        .find(|i| i.item_code == item_code)
+        .or(answer.items.first())
+        .map(|it| DetailRow::new(item_code, it))
 }
 
 /// The counts an Item job run has so far (for progress displays).

@@ -211,59 +211,12 @@ pub async fn save_batch(
             }
         })
         .collect();
-    if !details.is_empty() {
-        let codes: Vec<&str> = details.iter().map(|d| d.item_code.as_str()).collect();
-        let docs: Vec<serde_json::Value> = details
-            .iter()
-            .map(|d| serde_json::to_value(d).expect("row serialises"))
-            .collect();
-        let hashes: Vec<Vec<u8>> = details.iter().map(|d| d.hash()).collect();
-        // One statement for the batch; `first` is read from the pre-update snapshot.
-        let row = tx
-            .query_one(
-                "WITH s AS (
-                     SELECT u.item_code, u.doc, u.hash, i.detail_hash IS NULL AS first
-                     FROM unnest($1::text[], $2::jsonb[], $3::bytea[]) AS u(item_code, doc, hash)
-                     JOIN rakuten_items i USING (item_code)
-                 ), upd AS (
-                     UPDATE rakuten_items t SET
-                         item_caption = s.doc->>'item_caption',
-                         tag_ids = ARRAY(SELECT jsonb_array_elements_text(s.doc->'tag_ids')::bigint),
-                         item_price = (s.doc->>'item_price')::bigint,
-                         availability = (s.doc->>'availability')::smallint,
-                         point_rate = (s.doc->>'point_rate')::int,
-                         point_rate_start_time = s.doc->>'point_rate_start_time',
-                         point_rate_end_time = s.doc->>'point_rate_end_time',
-                         gift_flag = (s.doc->>'gift_flag')::smallint,
-                         review_count = (s.doc->>'review_count')::bigint,
-                         review_average = (s.doc->>'review_average')::float8,
-                         detail_hash = s.hash, detail_saved_at = $4, gone_at = NULL
-                     FROM s
-                     WHERE t.item_code = s.item_code AND (t.detail_hash IS DISTINCT FROM s.hash OR t.gone_at IS NOT NULL)
-                     RETURNING s.first
-                 )
-                 SELECT (SELECT count(*) FROM s), count(*) FILTER (WHERE first), count(*) FILTER (WHERE NOT first) FROM upd",
-                &[&codes, &docs, &hashes, &now],
-            )
-            .await?;
-        let (matched, first, changed): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
-        counts.inserted += first as i32;
-        counts.updated += changed as i32;
-        counts.unchanged += (matched - first - changed) as i32;
-    }
-
     let gone: Vec<&str> = outcomes
         .iter()
         .zip(outcome_codes(outcomes))
         .filter_map(|(o, code)| matches!(o, Outcome::Gone { .. }).then_some(code))
         .collect();
-    if !gone.is_empty() {
-        let marked = tx
-            .execute("UPDATE rakuten_items SET gone_at = $2 WHERE item_code = ANY($1) AND gone_at IS NULL", &[&gone, &now])
-            .await? as i32;
-        counts.updated += marked;
-        counts.unchanged += gone.len() as i32 - marked;
-    }
+    counts.add(load_details(tx, &details, &gone, now).await?);
 
     // Queue marks and refresh times.
     let mut codes = Vec::new();
@@ -319,7 +272,7 @@ pub async fn save_batch(
         .filter(|(o, _)| !matches!(o, Outcome::Failed { .. }))
         .map(|(_, c)| c.to_string())
         .collect();
-    mark_refreshed(tx, "item", &checked).await?;
+    mark_refreshed(tx, "item", &checked, now).await?;
     ledger::record_failures(tx, job_run, &failures).await?;
 
     let written = results.iter().filter(|r| **r == Some("created")).count() as i32;
@@ -332,6 +285,71 @@ pub async fn save_batch(
         &[&run_id, &sent.requests, &sent.throttled, &counts.inserted, &counts.updated, &counts.unchanged, &written, &identical, &sent.retries],
     )
     .await?;
+    Ok(counts)
+}
+
+/// Saves Item Search answers observed at `at`: the details of found items, `gone_at` for
+/// items the search no longer finds. A later observation already saved is never
+/// overwritten by an earlier one, so a replay changes nothing twice. Used by the Item job
+/// batch by batch and by replay.
+pub async fn load_details(
+    tx: &Transaction<'_>,
+    details: &[&DetailRow],
+    gone: &[&str],
+    at: DateTime<Utc>,
+) -> Result<RowCounts, JobError> {
+    let now = at;
+    let mut counts = RowCounts::default();
+    if !details.is_empty() {
+        let codes: Vec<&str> = details.iter().map(|d| d.item_code.as_str()).collect();
+        let docs: Vec<serde_json::Value> = details
+            .iter()
+            .map(|d| serde_json::to_value(d).expect("row serialises"))
+            .collect();
+        let hashes: Vec<Vec<u8>> = details.iter().map(|d| d.hash()).collect();
+        // One statement for the batch; `first` is read from the pre-update snapshot.
+        let row = tx
+            .query_one(
+                "WITH s AS (
+                     SELECT u.item_code, u.doc, u.hash, i.detail_hash IS NULL AS first
+                     FROM unnest($1::text[], $2::jsonb[], $3::bytea[]) AS u(item_code, doc, hash)
+                     JOIN rakuten_items i USING (item_code)
+                 ), upd AS (
+                     UPDATE rakuten_items t SET
+                         item_caption = s.doc->>'item_caption',
+                         tag_ids = ARRAY(SELECT jsonb_array_elements_text(s.doc->'tag_ids')::bigint),
+                         item_price = (s.doc->>'item_price')::bigint,
+                         availability = (s.doc->>'availability')::smallint,
+                         point_rate = (s.doc->>'point_rate')::int,
+                         point_rate_start_time = s.doc->>'point_rate_start_time',
+                         point_rate_end_time = s.doc->>'point_rate_end_time',
+                         gift_flag = (s.doc->>'gift_flag')::smallint,
+                         review_count = (s.doc->>'review_count')::bigint,
+                         review_average = (s.doc->>'review_average')::float8,
+                         detail_hash = s.hash, detail_saved_at = $4, gone_at = NULL
+                     FROM s
+                     WHERE t.item_code = s.item_code AND (t.detail_hash IS DISTINCT FROM s.hash OR t.gone_at IS NOT NULL)
+                       AND coalesce(t.detail_saved_at, '-infinity') <= $4 AND coalesce(t.gone_at, '-infinity') <= $4
+                     RETURNING s.first
+                 )
+                 SELECT (SELECT count(*) FROM s), count(*) FILTER (WHERE first), count(*) FILTER (WHERE NOT first) FROM upd",
+                &[&codes, &docs, &hashes, &now],
+            )
+            .await?;
+        let (matched, first, changed): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+        counts.inserted += first as i32;
+        counts.updated += changed as i32;
+        counts.unchanged += (matched - first - changed) as i32;
+    }
+
+    if !gone.is_empty() {
+        let marked = tx
+            .execute("UPDATE rakuten_items SET gone_at = $2 WHERE item_code = ANY($1) AND gone_at IS NULL
+                      AND coalesce(detail_saved_at, '-infinity') <= $2", &[&gone, &now])
+            .await? as i32;
+        counts.updated += marked;
+        counts.unchanged += gone.len() as i32 - marked;
+    }
     Ok(counts)
 }
 

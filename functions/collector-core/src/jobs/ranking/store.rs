@@ -121,15 +121,18 @@ impl ItemRow {
 const RANKING_COLUMNS: &str = "snapshot_date, ranking_genre_id, period, rank, item_code, item_name, item_price, review_count, \
      review_average, point_rate, availability, shop_code, item_genre_id, content_hash, run_id, saved_at";
 
-/// Loads the snapshot rows; for `complete` targets (genre, period, max rank) deletes ranks
-/// beyond the newest fetch (a ranking that shrank since an earlier run of the same day).
+/// Loads the snapshot rows observed at `at` (now, or when a replayed body was fetched);
+/// for `complete` targets (genre, period, max rank) deletes ranks beyond the newest fetch
+/// (a ranking that shrank since an earlier run of the same day). A row stored from a later
+/// observation is never overwritten by an earlier one, so replaying twice changes nothing.
 pub async fn load_rankings(
     tx: &Transaction<'_>,
     job_run: &JobRun,
     rows: &[RankingRow],
     complete: &[(i64, String, i32)],
+    at: DateTime<Utc>,
 ) -> Result<RowCounts, JobError> {
-    let now: DateTime<Utc> = Utc::now();
+    let now = at;
     let types = [
         Type::DATE,
         Type::INT8,
@@ -191,7 +194,7 @@ pub async fn load_rankings(
                  point_rate = EXCLUDED.point_rate, availability = EXCLUDED.availability,
                  shop_code = EXCLUDED.shop_code, item_genre_id = EXCLUDED.item_genre_id,
                  content_hash = EXCLUDED.content_hash, run_id = EXCLUDED.run_id, saved_at = EXCLUDED.saved_at
-             WHERE t.content_hash IS DISTINCT FROM EXCLUDED.content_hash
+             WHERE t.content_hash IS DISTINCT FROM EXCLUDED.content_hash AND t.saved_at <= EXCLUDED.saved_at
              RETURNING (xmax = 0) AS inserted"
         ),
         rows.len(),
@@ -207,8 +210,8 @@ pub async fn load_rankings(
                 "DELETE FROM rakuten_rankings r
                  USING unnest($2::int8[], $3::text[], $4::int4[]) AS t(genre_id, period, max_rank)
                  WHERE r.snapshot_date = $1 AND r.ranking_genre_id = t.genre_id AND r.period = t.period
-                   AND r.rank > t.max_rank",
-                &[&job_run.run.run_date, &genres, &periods, &max_ranks],
+                   AND r.rank > t.max_rank AND r.saved_at < $5",
+                &[&job_run.run.run_date, &genres, &periods, &max_ranks, &now],
             )
             .await?;
         counts.deleted = deleted as i32;
@@ -220,13 +223,15 @@ const ITEM_COLUMNS: &str = "item_code, item_name, catchcopy, item_price, item_ur
      tax_flag, postage_flag, review_count, review_average, point_rate, affiliate_rate, shop_code, shop_name, shop_url, \
      genre_id, item_caption, point_rate_start_time, point_rate_end_time, ranking_hash, ranking_saved_at";
 
-/// Loads the ranking-carried item fields; an item whose hash is unchanged is not rewritten.
+/// Loads the ranking-carried item fields observed at `at`; an item whose hash is unchanged,
+/// or whose fields come from a later observation, is not rewritten.
 pub async fn load_items(
     tx: &Transaction<'_>,
     _job_run: &JobRun,
     rows: &[ItemRow],
+    at: DateTime<Utc>,
 ) -> Result<RowCounts, JobError> {
-    let now: DateTime<Utc> = Utc::now();
+    let now = at;
     let types = [
         Type::TEXT,
         Type::TEXT,
@@ -305,6 +310,7 @@ pub async fn load_items(
                  ranking_hash = EXCLUDED.ranking_hash,
                  ranking_saved_at = EXCLUDED.ranking_saved_at
              WHERE t.ranking_hash IS DISTINCT FROM EXCLUDED.ranking_hash
+               AND t.ranking_saved_at <= EXCLUDED.ranking_saved_at
              RETURNING (xmax = 0) AS inserted"
         ),
         rows.len(),
@@ -374,14 +380,17 @@ pub fn missing_ranks(present: &[i32], failed_pages: &[u32], page_size: i32) -> V
 
 /// Writes each target's snapshot row from what `rakuten_rankings` now holds for the day:
 /// complete only when no page failed and ranks 1..N have no gap. `stale` when the
-/// ranking's `lastBuildDate` equals the one of the target's previous snapshot.
+/// ranking's `lastBuildDate` equals the one of the target's previous snapshot. A row from
+/// a later observation than `at` is left as it is. Returns the rows as stored and counts.
 pub async fn upsert_snapshots(
     tx: &Transaction<'_>,
     job_run: &JobRun,
     targets: &[SnapshotInput],
     page_size: i32,
-) -> Result<Vec<SnapshotState>, JobError> {
+    at: DateTime<Utc>,
+) -> Result<(Vec<SnapshotState>, RowCounts), JobError> {
     let date = job_run.run.run_date;
+    let mut counts = RowCounts::default();
     let mut states = Vec::with_capacity(targets.len());
     for t in targets {
         let present: Vec<i32> = tx
@@ -402,21 +411,25 @@ pub async fn upsert_snapshots(
             (None, true) => None,
         };
         let row_count = present.len() as i32;
-        let stale: bool = tx
-            .query_one(
+        let written = tx
+            .query_opt(
                 "INSERT INTO rakuten_ranking_snapshots AS s (snapshot_date, ranking_genre_id, period, last_build_date,
                      title, pages, row_count, complete, missing_ranks, stale, run_id, saved_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
                      coalesce($4 = (SELECT p.last_build_date FROM rakuten_ranking_snapshots p
                                     WHERE p.ranking_genre_id = $2 AND p.period = $3 AND p.snapshot_date < $1
                                     ORDER BY p.snapshot_date DESC LIMIT 1), false),
-                     $10, now())
+                     $10, $11)
                  ON CONFLICT (snapshot_date, ranking_genre_id, period) DO UPDATE SET
                      last_build_date = EXCLUDED.last_build_date, title = EXCLUDED.title, pages = EXCLUDED.pages,
                      row_count = EXCLUDED.row_count, complete = EXCLUDED.complete,
                      missing_ranks = EXCLUDED.missing_ranks, stale = EXCLUDED.stale,
                      run_id = EXCLUDED.run_id, saved_at = EXCLUDED.saved_at
-                 RETURNING stale",
+                 WHERE s.saved_at <= EXCLUDED.saved_at
+                   AND (s.last_build_date, s.title, s.pages, s.row_count, s.complete, s.missing_ranks, s.stale)
+                       IS DISTINCT FROM (EXCLUDED.last_build_date, EXCLUDED.title, EXCLUDED.pages,
+                       EXCLUDED.row_count, EXCLUDED.complete, EXCLUDED.missing_ranks, EXCLUDED.stale)
+                 RETURNING (xmax = 0) AS inserted",
                 &[
                     &date,
                     &t.genre_id,
@@ -428,20 +441,87 @@ pub async fn upsert_snapshots(
                     &complete,
                     &missing_text,
                     &job_run.run.run_id,
+                    &at,
                 ],
             )
-            .await?
-            .get(0);
+            .await?;
+        match written {
+            Some(r) if r.get::<_, bool>(0) => counts.inserted += 1,
+            Some(_) => counts.updated += 1,
+            None => counts.unchanged += 1,
+        }
+        // As stored: this observation's, or a later one's left in place.
+        let r = tx
+            .query_one(
+                "SELECT row_count, complete, missing_ranks, stale FROM rakuten_ranking_snapshots
+                 WHERE snapshot_date = $1 AND ranking_genre_id = $2 AND period = $3",
+                &[&date, &t.genre_id, &t.period],
+            )
+            .await?;
         states.push(SnapshotState {
             ranking_genre_id: t.genre_id,
             period: t.period.clone(),
-            row_count,
-            complete,
-            missing_ranks: missing_text,
-            stale,
+            row_count: r.get(0),
+            complete: r.get(1),
+            missing_ranks: r.get(2),
+            stale: r.get(3),
         });
     }
-    Ok(states)
+    Ok((states, counts))
+}
+
+/// The `lastBuildDate` of the target's newest snapshot before `date`, if any.
+pub async fn previous_build_date(
+    tx: &Transaction<'_>,
+    date: NaiveDate,
+    genre_id: i64,
+    period: &str,
+) -> Result<Option<(NaiveDate, Option<DateTime<Utc>>)>, JobError> {
+    let row = tx
+        .query_opt(
+            "SELECT snapshot_date, last_build_date FROM rakuten_ranking_snapshots
+             WHERE ranking_genre_id = $2 AND period = $3 AND snapshot_date < $1
+             ORDER BY snapshot_date DESC LIMIT 1",
+            &[&date, &genre_id, &period],
+        )
+        .await?;
+    Ok(row.map(|r| (r.get(0), r.get(1))))
+}
+
+/// Item codes stored at more than one rank of the target's snapshot, with their ranks.
+pub async fn duplicate_items(
+    tx: &Transaction<'_>,
+    date: NaiveDate,
+    genre_id: i64,
+    period: &str,
+) -> Result<Vec<(String, Vec<i32>)>, JobError> {
+    let rows = tx
+        .query(
+            "SELECT item_code, array_agg(rank ORDER BY rank) FROM rakuten_rankings
+             WHERE snapshot_date = $1 AND ranking_genre_id = $2 AND period = $3
+             GROUP BY item_code HAVING count(*) > 1 ORDER BY min(rank)",
+            &[&date, &genre_id, &period],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// The row count and date of the target's newest complete snapshot before `date`.
+pub async fn previous_complete_count(
+    tx: &Transaction<'_>,
+    date: NaiveDate,
+    genre_id: i64,
+    period: &str,
+) -> Result<Option<(NaiveDate, i32)>, JobError> {
+    let row = tx
+        .query_opt(
+            "SELECT snapshot_date, row_count FROM rakuten_ranking_snapshots
+             WHERE ranking_genre_id = $2 AND period = $3 AND snapshot_date < $1 AND complete
+             ORDER BY snapshot_date DESC LIMIT 1",
+            &[&date, &genre_id, &period],
+        )
+        .await?;
+    Ok(row.map(|r| (r.get(0), r.get(1))))
 }
 
 #[cfg(test)]

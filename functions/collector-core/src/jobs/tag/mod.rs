@@ -19,7 +19,7 @@ use tokio_postgres::Transaction;
 
 use crate::db::ledger::{Job, JobRun};
 
-use super::pipeline::{self, Evidence, Loaded};
+use super::pipeline::{self, Evidence, Loaded, Observed};
 use super::{lifecycle, AppContext, JobError, JobOutput, RunInput};
 
 pub use store::{TagGroupRow, TagRow};
@@ -83,24 +83,25 @@ async fn execute(ctx: &AppContext, job_run: &JobRun) -> Result<JobOutput, JobErr
     verdict.extra.insert("targets".into(), targets.len() as i64);
     verdict.extra.insert("missing".into(), missing);
     let threshold = ctx.config.tag_failure_threshold;
-    let rows = (groups, tags);
+    let rows = Observed::now((groups, tags));
     pipeline::conclude(ctx, job_run, verdict, threshold, started, &rows, load).await
 }
 
-fn load<'t>(
+pub(crate) fn load<'t>(
     tx: &'t Transaction<'t>,
     job_run: &'t JobRun,
-    (groups, tags): &'t (Vec<TagGroupRow>, Vec<TagRow>),
+    observed: &'t Observed<(Vec<TagGroupRow>, Vec<TagRow>)>,
 ) -> BoxFuture<'t, Result<Loaded, JobError>> {
     Box::pin(async move {
+        let (groups, tags) = &observed.rows;
         let rows = BTreeMap::from([
             (
                 "rakuten_tag_groups".to_string(),
-                store::load_tag_groups(tx, job_run, groups).await?,
+                store::load_tag_groups(tx, job_run, groups, observed.at).await?,
             ),
             (
                 "rakuten_tags".to_string(),
-                store::load_tags(tx, job_run, tags).await?,
+                store::load_tags(tx, job_run, tags, observed.at).await?,
             ),
         ]);
         Ok(Loaded {

@@ -61,9 +61,10 @@ pub async fn load_tag_groups(
     tx: &Transaction<'_>,
     job_run: &JobRun,
     rows: &[TagGroupRow],
+    at: DateTime<Utc>,
 ) -> Result<RowCounts, JobError> {
     const COLUMNS: &str = "tag_group_id, name, content_hash, saved_at, run_id";
-    let now: DateTime<Utc> = Utc::now();
+    let now = at;
     let types = [
         Type::INT8,
         Type::TEXT,
@@ -94,7 +95,7 @@ pub async fn load_tag_groups(
              ON CONFLICT (tag_group_id) DO UPDATE SET
                  name = EXCLUDED.name, content_hash = EXCLUDED.content_hash,
                  saved_at = EXCLUDED.saved_at, run_id = EXCLUDED.run_id
-             WHERE t.content_hash IS DISTINCT FROM EXCLUDED.content_hash
+             WHERE t.content_hash IS DISTINCT FROM EXCLUDED.content_hash AND t.saved_at <= EXCLUDED.saved_at
              RETURNING (xmax = 0) AS inserted"
         ),
         rows.len(),
@@ -108,10 +109,11 @@ pub async fn load_tags(
     tx: &Transaction<'_>,
     job_run: &JobRun,
     rows: &[TagRow],
+    at: DateTime<Utc>,
 ) -> Result<RowCounts, JobError> {
     const COLUMNS: &str =
         "tag_id, name, tag_group_id, parent_tag_id, content_hash, saved_at, run_id";
-    let now: DateTime<Utc> = Utc::now();
+    let now = at;
     let types = [
         Type::INT8,
         Type::TEXT,
@@ -145,13 +147,13 @@ pub async fn load_tags(
                  name = EXCLUDED.name, tag_group_id = EXCLUDED.tag_group_id,
                  parent_tag_id = EXCLUDED.parent_tag_id, content_hash = EXCLUDED.content_hash,
                  saved_at = EXCLUDED.saved_at, run_id = EXCLUDED.run_id
-             WHERE t.content_hash IS DISTINCT FROM EXCLUDED.content_hash
+             WHERE t.content_hash IS DISTINCT FROM EXCLUDED.content_hash AND t.saved_at <= EXCLUDED.saved_at
              RETURNING (xmax = 0) AS inserted"
         ),
         rows.len(),
     )
     .await?;
     let keys: Vec<String> = rows.iter().map(|r| r.tag_id.to_string()).collect();
-    mark_refreshed(tx, "tag", &keys).await?;
+    mark_refreshed(tx, "tag", &keys, at).await?;
     Ok(counts)
 }
