@@ -170,6 +170,24 @@ impl AsOf {
     }
 }
 
+/// Why `--as-of` cannot be used with these arguments in `env`, if it cannot.
+fn as_of_refusal(args: &RunArgs, env: AppEnv) -> Option<String> {
+    let d = args.as_of?;
+    if env != AppEnv::Local {
+        return Some(format!(
+            "--as-of {d} simulates a day on this machine and is refused in env {}: it works only in env local",
+            env.as_str()
+        ));
+    }
+    if args.run_id.is_some() || args.start_at.is_some() {
+        return Some(
+            "--as-of opens a new run of that day; it cannot be combined with --run-id or --start-at"
+                .into(),
+        );
+    }
+    None
+}
+
 /// Moves every `etl_refresh.checked_at` by `by_us` microseconds, in one statement.
 async fn shift_refresh(db: &Db, by_us: i64) -> Result<(), JobError> {
     if by_us != 0 {
@@ -563,18 +581,9 @@ pub async fn run(config: Config, args: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Some(d) = args.as_of {
-        if config.env != AppEnv::Local {
-            eprintln!(
-                "error: --as-of {d} simulates a day on this machine and is refused in env {}: it works only in env local",
-                config.env.as_str()
-            );
-            return ExitCode::from(2);
-        }
-        if args.run_id.is_some() || args.start_at.is_some() {
-            eprintln!("error: --as-of opens a new run of that day; it cannot be combined with --run-id or --start-at");
-            return ExitCode::from(2);
-        }
+    if let Some(e) = as_of_refusal(&args, config.env) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
     }
     let (text, source) = match load_definition(args.definition.as_deref()) {
         Ok(v) => v,
@@ -714,6 +723,40 @@ pub async fn run(config: Config, args: RunArgs) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn args(extra: &[&str]) -> RunArgs {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            run: RunArgs,
+        }
+        let argv = std::iter::once("run").chain(extra.iter().copied());
+        <Cli as clap::Parser>::try_parse_from(argv).unwrap().run
+    }
+
+    #[test]
+    fn as_of_is_local_only_and_opens_its_own_run() {
+        let a = args(&["--as-of", "2026-11-24"]);
+        assert_eq!(a.as_of, NaiveDate::from_ymd_opt(2026, 11, 24));
+        assert_eq!(as_of_refusal(&a, AppEnv::Local), None);
+        for env in [AppEnv::Dev, AppEnv::Prod] {
+            let e = as_of_refusal(&a, env).unwrap();
+            assert!(
+                e.contains("refused in env") && e.contains("only in env local"),
+                "{e}"
+            );
+        }
+        let with_run = args(&["--as-of", "2026-11-24", "--start-at", "item"]);
+        assert!(as_of_refusal(&with_run, AppEnv::Local).is_some());
+        assert_eq!(as_of_refusal(&args(&[]), AppEnv::Prod), None);
+        let bad = ["run", "--as-of", "24/11/2026"];
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            run: RunArgs,
+        }
+        assert!(<Cli as clap::Parser>::try_parse_from(bad).is_err());
+    }
 
     #[test]
     fn embedded_definition_loads_with_local_substitutions() {
