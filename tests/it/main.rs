@@ -17,6 +17,7 @@ mod item_is_active_jobs;
 mod pacing;
 mod postgres_tls;
 mod ranking_job;
+mod ranking_provenance;
 mod rate_limit;
 mod raw_full_disk;
 mod refresh_week;

@@ -48,7 +48,7 @@ async fn migrations_are_idempotent() {
     let mut client = d.client;
     let again = db::migrate(&mut client).await.unwrap();
     assert!(again.applied.is_empty());
-    assert_eq!(again.current_version, Some(3));
+    assert_eq!(again.current_version, Some(4));
     for table in [
         "rakuten_rankings",
         "rakuten_items",

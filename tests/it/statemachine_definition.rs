@@ -16,8 +16,9 @@ const LAMBDA_ERRORS: [&str; 4] = [
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
 ];
-const BUSINESS_ERRORS: [&str; 7] = [
+const BUSINESS_ERRORS: [&str; 8] = [
     "FailureRateExceeded",
+    "DataQualityFailed",
     "ConcurrentExecution",
     "EvidenceMissing",
     "InvalidInput",

@@ -1,5 +1,6 @@
 //! The human-readable end-of-job summary.
 
+use collector_core::jobs::ranking::Check;
 use collector_core::jobs::JobOutput;
 
 pub fn print(out: &JobOutput, store: &str) {
@@ -22,6 +23,9 @@ pub fn print(out: &JobOutput, store: &str) {
     );
     for i in &out.incomplete {
         println!("  snapshot   {i}");
+    }
+    for f in out.quality.iter().filter(|f| f.check != Check::Incomplete) {
+        println!("  quality    {f}");
     }
     let width = out.rows.keys().map(String::len).max().unwrap_or(0);
     for (i, (table, r)) in out.rows.iter().enumerate() {

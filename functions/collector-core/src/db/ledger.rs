@@ -151,11 +151,11 @@ pub async fn sweep_abandoned(
     Ok(marked)
 }
 
-/// The newest run of `env` (any status).
+/// The newest run of `env` (any status) that fetched: replays are not runs to continue.
 pub async fn newest_run(client: &impl GenericClient, env: &str) -> Result<Option<Run>, DbError> {
     let row = client
         .query_opt(
-            "SELECT run_id, env, run_date, status, started_at FROM etl_runs WHERE env = $1
+            "SELECT run_id, env, run_date, status, started_at FROM etl_runs WHERE env = $1 AND trigger <> 'replay'
              ORDER BY started_at DESC LIMIT 1",
             &[&env],
         )

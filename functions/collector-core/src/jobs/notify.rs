@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use crate::db::ledger;
 
+use super::ranking::Check;
 use super::{AppContext, JobError, JobOutput};
 
 /// The jobs in jobnet order, with where the state keeps their results.
@@ -174,6 +175,10 @@ impl RunSummary {
                     // Incomplete snapshots are said in the message, never only in a table.
                     for i in &o.incomplete {
                         s.push_str(&format!("\n  ⚠ {i}"));
+                    }
+                    // Quality findings beyond incompleteness (said above) are said too.
+                    for f in o.quality.iter().filter(|f| f.check != Check::Incomplete) {
+                        s.push_str(&format!("\n  ⚠ {f}"));
                     }
                 }
                 (None, Some(e)) => {
@@ -435,7 +440,11 @@ mod tests {
             "failure_rate": 0.0294, "threshold": 0.05, "requests": 36, "retries": 2, "throttled": 0,
             "rows": {}, "raw_written": 33, "raw_identical": 0, "manifest_key": null,
             "snapshot_date": "2026-12-01", "duration_ms": 1000,
-            "incomplete": ["genre 0 daily: incomplete, missing 61-90"]
+            "incomplete": ["genre 0 daily: incomplete, missing 61-90"],
+            "quality": [
+                {"target": "genre 0 daily", "check": "incomplete", "severe": false, "detail": "missing 61-90"},
+                {"target": "genre 0 daily", "check": "row_count_drop", "severe": false, "detail": "300 rows, 1000 on 2026-11-30"}
+            ]
         });
         let ev = json!({
             "status": "succeeded",
@@ -443,7 +452,10 @@ mod tests {
         });
         let text = RunSummary::from_event(&ev, "dev").unwrap().text();
         assert!(
-            text.contains("\n  ⚠ genre 0 daily: incomplete, missing 61-90"),
+            text.contains("\n  ⚠ genre 0 daily: incomplete, missing 61-90")
+                && text
+                    .contains("\n  ⚠ genre 0 daily: row_count_drop: 300 rows, 1000 on 2026-11-30")
+                && text.matches("61-90").count() == 1,
             "{text}"
         );
     }

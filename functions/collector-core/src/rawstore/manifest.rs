@@ -135,6 +135,8 @@ impl ManifestVerdict {
 impl Manifest {
     pub fn new(job_run: &JobRun, mut objects: Vec<ManifestEntry>, complete: bool) -> Self {
         objects.sort_by(|a, b| a.key.cmp(&b.key));
+        // A page read twice with the same answer is one object.
+        objects.dedup_by(|a, b| a.key == b.key);
         Self {
             env: job_run.run.env.clone(),
             job: job_run.job.as_str().to_string(),
