@@ -1,7 +1,7 @@
 //! Ranking → Item → Genre ∥ Tag → IsActive over ≥ 1,000 ranked items, then the whole
 //! sequence again over unchanged data: the second one rewrites no row.
 
-use collector_core::db::ledger::Job;
+use collector_core::jobs::Job;
 use collector_core::jobs::{dispatch, AppContext};
 use ichiba_collector_tests::*;
 use serde_json::{json, Value};

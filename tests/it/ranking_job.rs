@@ -422,7 +422,7 @@ async fn events_that_are_not_objects_are_refused() {
     ] {
         let e = collector_core::jobs::dispatch(
             &ctx,
-            collector_core::db::ledger::Job::Ranking,
+            collector_core::jobs::Job::Ranking,
             event.clone(),
             None,
         )

@@ -272,7 +272,7 @@ async fn an_item_at_two_ranks_is_a_severe_finding() {
             env: "local".into(),
             from: "2026-11-23".parse().unwrap(),
             to: "2026-11-23".parse().unwrap(),
-            jobs: vec![collector_core::db::ledger::Job::Ranking],
+            jobs: vec![collector_core::jobs::Job::Ranking],
             dry_run: false,
         },
         |_, _, _| {},

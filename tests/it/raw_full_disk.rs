@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use chrono::{NaiveDate, Utc};
-use collector_core::db::ledger::Job;
+use collector_core::jobs::Job;
 use collector_core::rawstore::verify::{self, Selection};
 use collector_core::rawstore::{
     LocalStore, Manifest, ManifestEntry, PutOutcome, RawKeys, RawStore, RawStoreError,

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use collector_core::config::StalePolicy;
-use collector_core::db::ledger::Job;
 use collector_core::jobs::ranking::{self, RankingInput};
 use collector_core::jobs::replay::{self, ReplayReport, ReplayRequest, ReplaySettings};
+use collector_core::jobs::Job;
 use collector_core::jobs::{genre, is_active, item, tag, AppContext, RunInput};
 use collector_core::rawstore::verify::{self, Problem, Selection};
 use collector_core::rawstore::{LocalStore, RawStore, S3Store};

@@ -307,7 +307,7 @@ impl aws_sdk_s3::config::Intercept for FlipOneByte {
 /// object as missing.
 #[tokio::test]
 async fn s3_verify_names_damaged_and_missing_objects() {
-    use collector_core::db::ledger::Job;
+    use collector_core::jobs::Job;
     use collector_core::rawstore::verify::{self, Problem, Selection};
     use collector_core::rawstore::{ManifestEntry, RawKeys};
 

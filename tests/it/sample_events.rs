@@ -2,10 +2,10 @@
 //! parsers the Lambda binaries use), so `sam local invoke` / `cargo lambda invoke` with
 //! them fails only for reasons of the environment, never of the event's shape.
 
-use collector_core::db::ledger::Job;
 use collector_core::jobs::guard::GuardRequest;
 use collector_core::jobs::notify::RunSummary;
 use collector_core::jobs::ranking::RankingInput;
+use collector_core::jobs::Job;
 use collector_core::jobs::RunInput;
 use serde_json::Value;
 

@@ -11,17 +11,14 @@ use std::process::ExitCode;
 use chrono::NaiveDate;
 use clap::Args;
 use collector_core::config::{AppEnv, Config};
-use collector_core::db::ledger::Job;
 use collector_core::jobs::replay::{self, ReplayReport, ReplayRequest, ReplaySettings};
+use collector_core::jobs::Job;
 use collector_core::jobs::JobError;
 use collector_core::secrets::{self, SecretNeeds};
 use collector_core::{db, rawstore};
 
 use crate::job::fail;
 use crate::OutputFormat;
-
-/// The jobs replay knows, in jobnet order (IsActive recomputes from the replayed rows).
-const JOBS: [Job; 5] = [Job::Ranking, Job::Item, Job::Genre, Job::Tag, Job::IsActive];
 
 #[derive(Args, Debug)]
 pub struct ReplayArgs {
@@ -46,11 +43,7 @@ pub struct ReplayArgs {
 }
 
 fn parse_job(s: &str) -> Result<Job, String> {
-    JOBS.into_iter()
-        .find(|j| j.as_str() == s.trim())
-        .ok_or_else(|| {
-            format!("unknown job {s:?}; expected ranking, item, genre, tag or is_active")
-        })
+    s.parse::<Job>().map_err(|e| e.to_string())
 }
 
 pub async fn run(config: Config, args: ReplayArgs) -> ExitCode {
@@ -63,11 +56,10 @@ pub async fn run(config: Config, args: ReplayArgs) -> ExitCode {
         eprintln!("error: --to {to} is before --from {}", args.from);
         return ExitCode::from(2);
     }
-    let jobs: Vec<Job> = if args.job.is_empty() {
-        JOBS.to_vec()
-    } else {
-        JOBS.into_iter().filter(|j| args.job.contains(j)).collect()
-    };
+    // In jobnet order whatever the order given (IsActive recomputes from the rows replayed).
+    let jobs: Vec<Job> = Job::all()
+        .filter(|j| args.job.is_empty() || args.job.contains(j))
+        .collect();
     let request = ReplayRequest {
         env: env.clone(),
         from: args.from,

@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use collector_core::config::Config;
 use collector_core::db::history::{self, JobRecord, RunRecord};
 use collector_core::db::{self, ledger};
-use collector_core::jobs::JobError;
+use collector_core::jobs::{JobError, JOBS};
 use collector_core::secrets;
 use uuid::Uuid;
 
@@ -44,15 +44,6 @@ pub enum RunsCommand {
         output: OutputFormat,
     },
 }
-
-/// The jobs in jobnet order, with the short names the table uses.
-const COLUMNS: [(&str, &str); 5] = [
-    ("ranking", "ranking"),
-    ("item", "item"),
-    ("genre", "genre"),
-    ("tag", "tag"),
-    ("is_active", "is_active"),
-];
 
 pub async fn run(config: Config, args: RunsArgs) -> ExitCode {
     let env = args
@@ -134,8 +125,8 @@ fn print_runs(env: &str, runs: &[RunRecord], output: OutputFormat) {
         "{:<36}  {:<10}  {:<11}  {:<9}  {:<10}",
         "run", "date (JST)", "started", "trigger", "status"
     );
-    for (_, label) in COLUMNS {
-        print!("  {label:<22}");
+    for spec in &JOBS {
+        print!("  {:<22}", spec.name);
     }
     println!("  snapshots");
     for r in runs {
@@ -147,8 +138,8 @@ fn print_runs(env: &str, runs: &[RunRecord], output: OutputFormat) {
             r.trigger,
             r.status
         );
-        for (job, _) in COLUMNS {
-            print!("  {:<22}", cell(r.jobs.iter().find(|j| j.job == job)));
+        for spec in &JOBS {
+            print!("  {:<22}", cell(r.jobs.iter().find(|j| j.job == spec.name)));
         }
         let mut notes = Vec::new();
         if r.incomplete_snapshots > 0 {

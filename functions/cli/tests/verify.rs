@@ -31,8 +31,8 @@ fn stored_run(raw: &Path, job: &str, run_id: Uuid, bodies: &[&[u8]]) -> Vec<Stri
     let keys = RawKeys::new(
         "local",
         match job {
-            "ranking" => collector_core::db::ledger::Job::Ranking,
-            _ => collector_core::db::ledger::Job::Item,
+            "ranking" => collector_core::jobs::Job::Ranking,
+            _ => collector_core::jobs::Job::Item,
         },
         "2026-11-23".parse().unwrap(),
         run_id,

@@ -3,7 +3,7 @@
 //! `rows.rakuten_genres` and `extra.targets`. Errors: `FailureRateExceeded`,
 //! `InvalidInput`, `RunNotFound`, `DatabaseError`, `RawStoreError`, `RawObjectConflict`.
 
-use collector_core::db::ledger::Job;
+use collector_core::jobs::Job;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

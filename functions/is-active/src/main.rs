@@ -3,7 +3,7 @@
 //! Ranking or Item manifest is not in the raw store; nothing changed), `InvalidInput`,
 //! `RunNotFound`, `DatabaseError`.
 
-use collector_core::db::ledger::Job;
+use collector_core::jobs::Job;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

@@ -3,7 +3,7 @@
 //! `{"done": false, …}`; the state machine invokes it again until `done` is true.
 //! Errors: `FailureRateExceeded` (> 5 %), `InvalidInput`, `RunNotFound`, `DatabaseError`, `RawStoreError`.
 
-use collector_core::db::ledger::Job;
+use collector_core::jobs::Job;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

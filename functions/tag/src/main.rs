@@ -4,7 +4,7 @@
 //! Errors: `FailureRateExceeded`, `InvalidInput`, `RunNotFound`, `DatabaseError`,
 //! `RawStoreError`, `RawObjectConflict`.
 
-use collector_core::db::ledger::Job;
+use collector_core::jobs::Job;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

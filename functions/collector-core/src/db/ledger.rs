@@ -17,33 +17,7 @@ pub fn jst_date(at: DateTime<Utc>) -> NaiveDate {
     at.with_timezone(&jst()).date_naive()
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Job {
-    Ranking,
-    Item,
-    Genre,
-    Tag,
-    IsActive,
-}
-
-impl Job {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Job::Ranking => "ranking",
-            Job::Item => "item",
-            Job::Genre => "genre",
-            Job::Tag => "tag",
-            Job::IsActive => "is_active",
-        }
-    }
-}
-
-impl std::fmt::Display for Job {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::jobs::Job;
 
 /// A row of `etl_runs`.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -193,14 +167,7 @@ pub async fn succeeded_jobs(
         .await?;
     Ok(rows
         .iter()
-        .filter_map(|r| match r.get::<_, &str>(0) {
-            "ranking" => Some(Job::Ranking),
-            "item" => Some(Job::Item),
-            "genre" => Some(Job::Genre),
-            "tag" => Some(Job::Tag),
-            "is_active" => Some(Job::IsActive),
-            _ => None,
-        })
+        .filter_map(|r| Job::named(r.get::<_, &str>(0)))
         .collect())
 }
 

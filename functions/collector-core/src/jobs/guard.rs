@@ -23,9 +23,11 @@ use uuid::Uuid;
 
 use crate::db::{self, ledger};
 
+use super::job::first_unfinished;
 use super::{AppContext, JobError};
 
-/// Where a manual rerun may start (the `Route` Choice of the definition).
+/// Where a manual rerun may start (the `Route` Choice of the definition): the stages of
+/// [`super::JOBS`], as a constant for clap and messages (a test keeps them equal).
 pub const START_AT: [&str; 4] = ["ranking", "item", "genre_tag", "is_active"];
 
 /// Seconds the definition's `GuardWait` state waits between checks.
@@ -302,22 +304,6 @@ async fn resume(
     Ok(())
 }
 
-/// Where a resumed run continues: the first job of the jobnet that has not succeeded.
-fn first_unfinished(done: &[ledger::Job]) -> Option<&'static str> {
-    use ledger::Job;
-    if !done.contains(&Job::Ranking) {
-        Some("ranking")
-    } else if !done.contains(&Job::Item) {
-        Some("item")
-    } else if !(done.contains(&Job::Genre) && done.contains(&Job::Tag)) {
-        Some("genre_tag")
-    } else if !done.contains(&Job::IsActive) {
-        Some("is_active")
-    } else {
-        None
-    }
-}
-
 /// The Lambda's entry point: `run` with the Step Functions check.
 pub async fn handle(
     ctx: &AppContext,
@@ -514,6 +500,11 @@ impl Concurrency for LocalLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn start_points_are_the_stages_of_the_job_table() {
+        assert_eq!(START_AT.to_vec(), crate::jobs::job::stages());
+    }
 
     #[test]
     fn parses_and_validates_the_event() {

@@ -2,7 +2,7 @@
 
 use uuid::Uuid;
 
-use crate::db::ledger::Job;
+use crate::jobs::Job;
 
 use super::JobError;
 

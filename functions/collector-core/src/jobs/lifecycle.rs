@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use rakuten_client::StatsScope;
 use uuid::Uuid;
 
-use crate::db::ledger::{self, Job, JobRun};
+use crate::db::ledger::{self, JobRun};
+use crate::jobs::Job;
 
 use super::{AppContext, JobError, JobOutput};
 

@@ -20,16 +20,7 @@ use uuid::Uuid;
 use crate::db::ledger;
 
 use super::ranking::Check;
-use super::{AppContext, JobError, JobOutput};
-
-/// The jobs in jobnet order, with where the state keeps their results.
-const JOBS: [(&str, &[&str]); 5] = [
-    ("ranking", &["ranking"]),
-    ("item", &["item"]),
-    ("genre", &["genre_tag", "genre"]),
-    ("tag", &["genre_tag", "tag"]),
-    ("is_active", &["is_active"]),
-];
+use super::{AppContext, JobError, JobOutput, JOBS};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorInfo {
@@ -97,9 +88,10 @@ impl RunSummary {
             .or_else(|| str_field(event, "run_id"))
             .and_then(|s| Uuid::parse_str(&s).ok());
         let mut jobs = Vec::new();
-        for (job, path) in JOBS {
+        for spec in &JOBS {
+            let job = spec.name;
             let mut v = Some(&state);
-            for p in path {
+            for p in spec.result_path {
                 v = v.and_then(|x| x.get(*p));
             }
             let Some(v) = v else { continue };

@@ -10,10 +10,8 @@
 use chrono::NaiveDate;
 use uuid::Uuid;
 
-use crate::db::ledger::{Job, JobRun};
-
-/// Every job that stores raw objects, in jobnet order (the key's `{job}` segment).
-pub const ALL_JOBS: [Job; 5] = [Job::Ranking, Job::Item, Job::Genre, Job::Tag, Job::IsActive];
+use crate::db::ledger::JobRun;
+use crate::jobs::Job;
 
 /// A raw-store key taken apart: `{env}/{job}/{run_date}/{run_id}/{name}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +28,7 @@ pub struct KeyParts {
 impl KeyParts {
     /// The job, when the segment names one.
     pub fn job(&self) -> Option<Job> {
-        ALL_JOBS.into_iter().find(|j| j.as_str() == self.job)
+        Job::named(&self.job)
     }
 
     /// True for a job run's manifest (`manifest.json`, `manifest.attempt-N.json`,

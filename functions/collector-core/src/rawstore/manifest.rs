@@ -274,7 +274,7 @@ impl Latest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::ledger::Job;
+    use crate::jobs::Job;
     use crate::rawstore::LocalStore;
 
     fn manifest(run_id: Uuid, created_at: DateTime<Utc>) -> Manifest {

@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-pub use keys::{KeyParts, RawKeys, ALL_JOBS};
+pub use keys::{KeyParts, RawKeys};
 pub use local::LocalStore;
 pub use manifest::{
     EntryKind, FailedUnit, Latest, LatestEntry, Manifest, ManifestEntry, ManifestVerdict,

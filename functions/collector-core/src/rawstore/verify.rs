@@ -14,8 +14,8 @@ use md5::Md5;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::keys::ALL_JOBS;
 use super::{Manifest, ManifestEntry, RawKeys, RawStore, RawStoreError};
+use crate::jobs::Job;
 
 /// How many objects are read at once while verifying (S3 round trips overlap).
 const PARALLEL_READS: usize = 8;
@@ -222,7 +222,7 @@ pub async fn find_manifests(
     let mut found = Vec::new();
     match selection {
         Selection::Date(date) => {
-            for job in ALL_JOBS {
+            for job in Job::all() {
                 found.extend(manifests_in(
                     store.list(&RawKeys::date_prefix(env, job, *date)).await?,
                 ));
@@ -239,7 +239,7 @@ pub async fn find_manifests(
                 Some(d) => vec![*d],
                 None => {
                     let mut dates: Vec<NaiveDate> = Vec::new();
-                    for job in ALL_JOBS {
+                    for job in Job::all() {
                         for name in store.list_folders(&RawKeys::job_prefix(env, job)).await? {
                             if let Ok(d) = name.parse() {
                                 dates.push(d);
@@ -253,7 +253,7 @@ pub async fn find_manifests(
             };
             let mut objects_seen = 0usize;
             for d in &dates {
-                for job in ALL_JOBS {
+                for job in Job::all() {
                     let keys = store
                         .list(&RawKeys::run_prefix(env, job, *d, *run_id))
                         .await?;
@@ -381,7 +381,7 @@ mod tests {
     use chrono::Utc;
 
     use super::*;
-    use crate::db::ledger::Job;
+    use crate::jobs::Job;
     use crate::rawstore::LocalStore;
 
     async fn stored_run(

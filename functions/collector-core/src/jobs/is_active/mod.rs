@@ -10,7 +10,8 @@ pub(crate) mod store;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use crate::db::ledger::{self, Job, JobCounts, JobRun};
+use crate::db::ledger::{self, JobCounts, JobRun};
+use crate::jobs::Job;
 use crate::rawstore::{Manifest, RawKeys};
 
 use super::{

@@ -17,7 +17,8 @@ use std::time::{Instant, SystemTime};
 use rakuten_client::ItemSearchPage;
 use uuid::Uuid;
 
-use crate::db::ledger::{self, Job, JobRun};
+use crate::db::ledger::{self, JobRun};
+use crate::jobs::Job;
 use crate::rawstore::RawKeys;
 
 use super::pipeline::{self, Loaded, Verdict};

@@ -7,6 +7,7 @@
 //! not loaded; a job run that was over its failure threshold live loaded nothing, and is
 //! skipped the same way. Every replayed run is in the ledger with trigger `replay`.
 
+mod load;
 mod store;
 pub mod units;
 
@@ -19,15 +20,14 @@ use futures_util::{stream, StreamExt};
 use tokio_postgres::{Client, GenericClient, Transaction};
 use uuid::Uuid;
 
-use crate::config::{RankingTarget, StalePolicy};
-use crate::db::ledger::{self, Job, JobCounts, JobRun, Run};
+use crate::config::StalePolicy;
+use crate::db::ledger::{self, JobCounts, JobRun, Run};
+use crate::jobs::Job;
 use crate::rawstore::verify::{read_entry, Problem};
 use crate::rawstore::{Manifest, ManifestEntry, RawKeys, RawStore};
 
-use super::pipeline::{Loaded, Observed};
-use super::ranking::{self, Finding, Page, TargetRead};
-use super::{genre, is_active, item, tag, JobError, RowCounts};
-use units::Unit;
+use super::ranking::Finding;
+use super::{JobError, RowCounts};
 
 /// Objects read from the store at once.
 const PARALLEL_READS: usize = 16;
@@ -246,8 +246,7 @@ async fn find(
 }
 
 fn ranking_order(job: &str) -> usize {
-    crate::rawstore::ALL_JOBS
-        .iter()
+    Job::all()
         .position(|j| j.as_str() == job)
         .unwrap_or(usize::MAX)
 }
@@ -261,9 +260,7 @@ async fn replay_manifest(
     key: &str,
     manifest: &Manifest,
 ) -> Result<ManifestReplay, JobError> {
-    let job = crate::rawstore::ALL_JOBS
-        .into_iter()
-        .find(|j| j.as_str() == manifest.job)
+    let job = Job::named(&manifest.job)
         .ok_or_else(|| JobError::InvalidInput(format!("{key}: unknown job {:?}", manifest.job)))?;
     let responses: Vec<&ManifestEntry> = manifest.responses().collect();
     let mut done = ManifestReplay {
@@ -318,185 +315,20 @@ async fn replay_manifest(
         }
     }
 
-    let at = manifest.created_at;
-    let loaded = match job {
-        Job::Ranking => {
-            let day = ranking_day(manifest, &bodies, &lost_units, settings, &mut done.problems);
-            ranking::load(tx, &job_run, &day).await?
-        }
-        Job::Item => {
-            let mut details = Vec::new();
-            let mut gone = Vec::new();
-            for (entry, body) in &bodies {
-                let Some(Unit::Item { item_code }) = units::parse(&entry.unit) else {
-                    done.problems.push(unknown_unit(entry));
-                    continue;
-                };
-                match rakuten_client::models::parse_item_search(body) {
-                    Ok(answer) => match item::detail_of(&item_code, &answer) {
-                        Some(d) => details.push(d),
-                        None => gone.push(item_code),
-                    },
-                    Err(e) => done.problems.push(unparsable(entry, &e)),
-                }
-            }
-            let details: Vec<&item::DetailRow> = details.iter().collect();
-            let gone: Vec<&str> = gone.iter().map(String::as_str).collect();
-            let counts = item::store::load_details(tx, &details, &gone, at).await?;
-            Loaded {
-                rows: BTreeMap::from([("rakuten_items".to_string(), counts)]),
-                ..Loaded::default()
-            }
-        }
-        Job::Genre => {
-            let mut answers = Vec::new();
-            for (entry, body) in &bodies {
-                let Some(Unit::Genre { genre_id }) = units::parse(&entry.unit) else {
-                    done.problems.push(unknown_unit(entry));
-                    continue;
-                };
-                match rakuten_client::models::parse_genre(body) {
-                    Ok(g) => answers.push((genre_id, g)),
-                    Err(e) => done.problems.push(unparsable(entry, &e)),
-                }
-            }
-            let (rows, _missing) = genre::build_rows(&answers);
-            genre::load(tx, &job_run, &Observed { rows, at }).await?
-        }
-        Job::Tag => {
-            let mut answers = Vec::new();
-            for (entry, body) in &bodies {
-                let Some(Unit::Tags { tag_ids }) = units::parse(&entry.unit) else {
-                    done.problems.push(unknown_unit(entry));
-                    continue;
-                };
-                match rakuten_client::models::parse_tags(body) {
-                    Ok(t) => answers.push((tag_ids, t)),
-                    Err(e) => done.problems.push(unparsable(entry, &e)),
-                }
-            }
-            let answers: Vec<(&[i64], _)> = answers
-                .iter()
-                .map(|(ids, t)| (&ids[..], t.clone()))
-                .collect();
-            let (groups, tags, _missing) = tag::build_rows(&answers);
-            tag::load(
-                tx,
-                &job_run,
-                &Observed {
-                    rows: (groups, tags),
-                    at,
-                },
-            )
-            .await?
-        }
-        Job::IsActive => {
-            // As of the newest ranked day already loaded, never earlier: replaying an old
-            // day must not turn back the active flags a later day set.
-            let as_of = store::newest_snapshot_date(tx)
-                .await?
-                .map_or(manifest.run_date, |d| d.max(manifest.run_date));
-            let window = i32::try_from(settings.active_window_days).unwrap_or(i32::MAX);
-            let (total, activated, deactivated) =
-                is_active::store::mark_active(tx, as_of, window).await?;
-            let counts = RowCounts {
-                updated: (activated + deactivated) as i32,
-                unchanged: (total - activated - deactivated) as i32,
-                ..RowCounts::default()
-            };
-            Loaded {
-                rows: BTreeMap::from([("rakuten_items".to_string(), counts)]),
-                ..Loaded::default()
-            }
-        }
-    };
+    let loaded = load::job(
+        tx,
+        &job_run,
+        manifest,
+        &bodies,
+        &lost_units,
+        settings,
+        &mut done.problems,
+    )
+    .await?;
     done.rows = loaded.rows;
     done.quality = loaded.quality;
     finish(tx, &job_run, key, &done).await?;
     Ok(done)
-}
-
-/// The Ranking job's day from a manifest: its targets from the units, each page's newest
-/// body, and the pages that were lost live (the manifest's failures) or are damaged now.
-fn ranking_day(
-    manifest: &Manifest,
-    bodies: &[(&ManifestEntry, Bytes)],
-    lost_units: &[String],
-    settings: ReplaySettings,
-    problems: &mut Vec<Problem>,
-) -> ranking::Day {
-    type Reads = BTreeMap<(i64, String), (RankingTarget, TargetRead)>;
-    fn slot(reads: &mut Reads, target: RankingTarget) -> &mut TargetRead {
-        let key = (target.genre_id, target.period_name().to_string());
-        let empty = TargetRead {
-            pages: Vec::new(),
-            lost: Vec::new(),
-            stopped: None,
-        };
-        &mut reads.entry(key).or_insert((target, empty)).1
-    }
-    let mut reads = Reads::new();
-    let mut answered = std::collections::HashSet::new();
-    for (entry, body) in bodies {
-        let Some(Unit::Ranking { target, page }) = units::parse(&entry.unit) else {
-            problems.push(unknown_unit(entry));
-            continue;
-        };
-        match rakuten_client::models::parse_ranking(body) {
-            Ok(p) => {
-                answered.insert(entry.unit.as_str());
-                slot(&mut reads, target).pages.push(Page {
-                    page,
-                    items: p.items,
-                    last_build_date: p.last_build_date,
-                    title: p.title,
-                });
-            }
-            Err(e) => {
-                problems.push(unparsable(entry, &e));
-                slot(&mut reads, target).lost.push(page);
-            }
-        }
-    }
-    for unit in lost_units {
-        if let Some(Unit::Ranking { target, page }) = units::parse(unit) {
-            slot(&mut reads, target).lost.push(page);
-        }
-    }
-    let failures = manifest.verdict.iter().flat_map(|v| v.failures.iter());
-    for f in failures.filter(|f| !answered.contains(f.unit.as_str())) {
-        if let Some(Unit::Ranking { target, page }) = units::parse(&f.unit) {
-            let genre_id = target.genre_id;
-            let read = slot(&mut reads, target);
-            if page == 1 && ranking::refused_kind(&f.error_kind) {
-                read.stopped = Some(ranking::refused_reason(genre_id, &f.error_kind));
-            } else {
-                read.lost.push(page);
-            }
-        }
-    }
-    let (targets, reads): (Vec<RankingTarget>, Vec<TargetRead>) = reads.into_values().unzip();
-    ranking::assemble(
-        &targets,
-        reads,
-        manifest.run_date,
-        manifest.created_at,
-        settings.stale_policy,
-    )
-}
-
-fn unknown_unit(entry: &ManifestEntry) -> Problem {
-    Problem::Unreadable {
-        key: entry.key.clone(),
-        detail: format!("unit {:?} is not a request replay knows", entry.unit),
-    }
-}
-
-fn unparsable(entry: &ManifestEntry, e: &serde_json::Error) -> Problem {
-    Problem::Unreadable {
-        key: entry.key.clone(),
-        detail: format!("the body does not parse: {e}"),
-    }
 }
 
 /// Closes the replayed job run with its counts; the output names the manifest replayed.

@@ -17,7 +17,8 @@ use futures_util::future::BoxFuture;
 use rakuten_client::{TagResponse, MAX_TAG_IDS};
 use tokio_postgres::Transaction;
 
-use crate::db::ledger::{Job, JobRun};
+use crate::db::ledger::JobRun;
+use crate::jobs::Job;
 
 use super::pipeline::{self, Evidence, Loaded, Observed};
 use super::{lifecycle, AppContext, JobError, JobOutput, RunInput};
