@@ -8,11 +8,14 @@
 //!   [`ExecutionResult`] with a trace of [`TraceEvent`]s.
 //! * [`substitute`] applies `${Name}` `DefinitionSubstitutions` beforehand.
 //!
-//! Supported: state types Task, Choice, Parallel, Wait, Pass, Succeed, Fail; InputPath,
-//! Parameters (paths, `$$` context paths and the intrinsics States.Format,
-//! States.StringToJson, States.JsonToString, States.Array, States.MathAdd, States.UUID),
-//! ResultSelector, ResultPath (incl. null), OutputPath, Retry, Catch; paths `$`,
-//! `$.a.b`, `$.a[0]`, `$['a']`.
+//! Supported — what `statemachine/jobnet.asl.json` uses, nothing more (see `parse.rs`):
+//! state types Task, Choice, Parallel, Wait (`Seconds`), Pass, Succeed, Fail
+//! (`ErrorPath`/`CausePath`); InputPath, Parameters, ResultSelector, ResultPath (incl.
+//! null), OutputPath; Retry and Catch; Choice rules with StringEquals, BooleanEquals and
+//! IsPresent; paths `$`, `$.a.b`, `$.a[0]` and `$$.Execution|StateMachine|State.…`; the
+//! top-level TimeoutSeconds. No intrinsic functions, no JSONata. Validity beyond that
+//! subset is asl-validator's job in CI; agreement with Step Functions is checked against
+//! aws-local-stepfunctions (`tests/it/statemachine_crosscheck.rs`).
 //!
 //! ```
 //! use asl_runner::{run, Definition, ExecutionOptions, InstantClock, TaskContext, TaskError, TaskHandler};
@@ -41,15 +44,23 @@
 mod choice;
 mod clock;
 mod definition;
-mod exec;
+mod interpreter;
+mod parse;
 mod path;
+mod pipeline;
+mod retry;
+mod states;
 mod substitute;
+mod task;
 mod template;
+mod trace;
 
 pub use clock::{Clock, InstantClock, RealClock};
 pub use definition::{Definition, DefinitionError, TaskInfo};
-pub use exec::{
-    errors, run, BranchPath, BranchRef, Execution, ExecutionOptions, ExecutionResult,
-    ExecutionStatus, Observer, StateSequence, TaskContext, TaskError, TaskHandler, TraceEvent,
-};
+pub use interpreter::{run, ExecutionOptions};
+pub use retry::errors;
 pub use substitute::{substitute, SubstitutionError};
+pub use task::{TaskContext, TaskError, TaskHandler};
+pub use trace::{
+    BranchPath, BranchRef, ExecutionResult, ExecutionStatus, Observer, StateSequence, TraceEvent,
+};

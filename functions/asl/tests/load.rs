@@ -1,264 +1,10 @@
+//! Loading through the public API, as `collector run` and the definition tests do:
+//! `substitute`, then `Definition::from_json`, then the views. The loader's details are
+//! unit-tested in `src/parse/`.
+
 use std::collections::HashMap;
 
-use asl_runner::{substitute, Definition, DefinitionError, TaskInfo};
-
-fn reject(json: &str) -> DefinitionError {
-    match Definition::from_json(json) {
-        Ok(_) => panic!("definition accepted: {json}"),
-        Err(e) => e,
-    }
-}
-
-/// A one-state machine with the given state body.
-fn one(state: &str, body: &str) -> String {
-    format!(r#"{{"StartAt": "{state}", "States": {{"{state}": {body}}}}}"#)
-}
-
-#[test]
-fn unsupported_field_names_state_and_field() {
-    let e = reject(&one(
-        "Ranking",
-        r#"{"Type": "Task", "Resource": "r", "Credentials": {"RoleArn": "x"}, "End": true}"#,
-    ));
-    assert_eq!(
-        e.to_string(),
-        r#"state "Ranking": unsupported field "Credentials""#
-    );
-    assert_eq!(e.state.as_deref(), Some("Ranking"));
-    assert_eq!(e.field.as_deref(), Some("Credentials"));
-
-    // Fields valid elsewhere but not for this type.
-    let e = reject(&one(
-        "P",
-        r#"{"Type": "Pass", "Resource": "r", "End": true}"#,
-    ));
-    assert_eq!(e.to_string(), r#"state "P": unsupported field "Resource""#);
-    let e = reject(&one(
-        "P",
-        r#"{"Type": "Pass", "ResultSelector": {}, "End": true}"#,
-    ));
-    assert_eq!(e.field.as_deref(), Some("ResultSelector"));
-    for field in [
-        "Arguments",
-        "Output",
-        "Assign",
-        "TimeoutSecondsPath",
-        "ItemsPath",
-    ] {
-        let e = reject(&one(
-            "T",
-            &format!(r#"{{"Type": "Task", "Resource": "r", "{field}": 1, "End": true}}"#),
-        ));
-        assert_eq!(
-            e.to_string(),
-            format!(r#"state "T": unsupported field "{field}""#)
-        );
-    }
-}
-
-#[test]
-fn unsupported_state_type_and_query_language() {
-    let e = reject(&one("Items", r#"{"Type": "Map", "End": true}"#));
-    assert_eq!(e.state.as_deref(), Some("Items"));
-    assert_eq!(e.field.as_deref(), Some("Type"));
-    assert!(
-        e.to_string()
-            .starts_with(r#"state "Items": unsupported state type "Map""#),
-        "{e}"
-    );
-
-    let e = reject(
-        r#"{"QueryLanguage": "JSONata", "StartAt": "S", "States": {"S": {"Type": "Succeed"}}}"#,
-    );
-    assert!(e.to_string().contains("JSONata"), "{e}");
-    assert_eq!(e.field.as_deref(), Some("QueryLanguage"));
-    let e = reject(&one(
-        "S",
-        r#"{"Type": "Succeed", "QueryLanguage": "JSONata"}"#,
-    ));
-    assert_eq!(e.state.as_deref(), Some("S"));
-
-    let e =
-        reject(r#"{"StartAt": "S", "States": {"S": {"Type": "Succeed"}}, "ProcessorConfig": {}}"#);
-    assert!(e.to_string().contains("ProcessorConfig"), "{e}");
-    assert!(Definition::from_json(
-        r#"{"Comment": "c", "Version": "1.0", "TimeoutSeconds": 60, "QueryLanguage": "JSONPath",
-            "StartAt": "S", "States": {"S": {"Type": "Succeed"}}}"#
-    )
-    .is_ok());
-}
-
-#[test]
-fn transitions_are_checked() {
-    let e = reject(r#"{"StartAt": "X", "States": {"X": {"Type": "Pass", "Next": "Y"}}}"#);
-    assert_eq!(e.to_string(), r#"state "X": Next "Y" does not exist"#);
-
-    let e = reject(r#"{"StartAt": "Nope", "States": {"X": {"Type": "Succeed"}}}"#);
-    assert!(
-        e.to_string().contains(r#"StartAt "Nope" does not exist"#),
-        "{e}"
-    );
-
-    let e = reject(
-        r#"{"StartAt": "X", "States": {"X": {"Type": "Succeed"}, "Orphan": {"Type": "Succeed"}}}"#,
-    );
-    assert_eq!(
-        e.to_string(),
-        r#"state "Orphan": the state is unreachable from StartAt"#
-    );
-
-    let e = reject(&one("X", r#"{"Type": "Task", "Resource": "r"}"#));
-    assert!(
-        e.to_string()
-            .contains(r#"needs either "Next" or "End": true"#),
-        "{e}"
-    );
-    let e = reject(
-        r#"{"StartAt": "X", "States": {"X": {"Type": "Pass", "Next": "Y", "End": true}, "Y": {"Type": "Succeed"}}}"#,
-    );
-    assert_eq!(e.state.as_deref(), Some("X"));
-
-    let e = reject(&one("C", r#"{"Type": "Choice", "Default": "C"}"#));
-    assert!(e.to_string().contains("Choices"), "{e}");
-    let e = reject(&one(
-        "C",
-        r#"{"Type": "Choice", "Choices": [], "Default": "C"}"#,
-    ));
-    assert_eq!(e.field.as_deref(), Some("Choices"));
-    let e = reject(&one(
-        "C",
-        r#"{"Type": "Choice", "Choices": [{"Variable": "$.a", "IsNull": true, "Next": "Gone"}], "Default": "C"}"#,
-    ));
-    assert_eq!(
-        e.to_string(),
-        r#"state "C": Choices[0].Next "Gone" does not exist"#
-    );
-    let e = reject(&one(
-        "C",
-        r#"{"Type": "Choice", "Choices": [{"Variable": "$.a", "IsNull": true, "Next": "C"}], "Default": "D"}"#,
-    ));
-    assert_eq!(e.to_string(), r#"state "C": Default "D" does not exist"#);
-    let e = reject(&one(
-        "C",
-        r#"{"Type": "Choice", "Choices": [{"Variable": "$.a", "StringEquals": "x", "Next": "C", "Output": 1}]}"#,
-    ));
-    assert!(
-        e.to_string().contains(r#"unsupported field "Output""#),
-        "{e}"
-    );
-    let e = reject(&one(
-        "C",
-        r#"{"Type": "Choice", "Choices": [{"Variable": "$.a", "IsNull": true, "Next": "C"}], "Next": "C"}"#,
-    ));
-    assert_eq!(e.to_string(), r#"state "C": unsupported field "Next""#);
-
-    let e = reject(&one(
-        "T",
-        r#"{"Type": "Task", "Resource": "r", "End": true, "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Z"}]}"#,
-    ));
-    assert_eq!(
-        e.to_string(),
-        r#"state "T": Catch[0].Next "Z" does not exist"#
-    );
-}
-
-#[test]
-fn retry_and_catch_are_validated() {
-    let task = |extra: &str| {
-        one(
-            "T",
-            &format!(r#"{{"Type": "Task", "Resource": "r", "End": true, {extra}}}"#),
-        )
-    };
-    let e = reject(&task(
-        r#""Retry": [{"ErrorEquals": ["States.ALL"]}, {"ErrorEquals": ["X"]}]"#,
-    ));
-    assert!(e.to_string().contains("must be in the last entry"), "{e}");
-    let e = reject(&task(r#""Retry": [{"ErrorEquals": ["States.ALL", "X"]}]"#));
-    assert!(e.to_string().contains("alone"), "{e}");
-    let e = reject(&task(
-        r#""Retry": [{"ErrorEquals": ["X"], "BackoffRate": 0.5}]"#,
-    ));
-    assert_eq!(e.field.as_deref(), Some("Retry[0].BackoffRate"));
-    let e = reject(&task(
-        r#""Retry": [{"ErrorEquals": ["X"], "JitterStrategy": "HALF"}]"#,
-    ));
-    assert_eq!(e.field.as_deref(), Some("Retry[0].JitterStrategy"));
-    let e = reject(&task(
-        r#""Retry": [{"ErrorEquals": ["X"], "MaxAttempts": -1}]"#,
-    ));
-    assert_eq!(e.field.as_deref(), Some("Retry[0].MaxAttempts"));
-    let e = reject(&task(r#""Retry": [{"ErrorEquals": []}]"#));
-    assert_eq!(e.field.as_deref(), Some("Retry[0].ErrorEquals"));
-    let e = reject(&task(r#""Retry": [{"ErrorEquals": ["X"], "Backoff": 2}]"#));
-    assert_eq!(
-        e.to_string(),
-        r#"state "T": Retry[0]: unsupported field "Backoff""#
-    );
-    let e = reject(&task(
-        r#""Catch": [{"ErrorEquals": ["States.ALL"], "Next": "T", "Output": 1}]"#,
-    ));
-    assert_eq!(e.field.as_deref(), Some("Catch[0].Output"));
-    // MaxAttempts 0, MaxDelaySeconds, FULL jitter are fine.
-    Definition::from_json(&task(
-        r#""Retry": [{"ErrorEquals": ["A"], "MaxAttempts": 0}, {"ErrorEquals": ["States.ALL"], "MaxDelaySeconds": 10, "JitterStrategy": "FULL"}]"#,
-    ))
-    .unwrap();
-}
-
-#[test]
-fn paths_templates_and_intrinsics_are_validated() {
-    let task = |extra: &str| {
-        one(
-            "T",
-            &format!(r#"{{"Type": "Task", "Resource": "r", "End": true, {extra}}}"#),
-        )
-    };
-    let e = reject(&task(r#""InputPath": "$.items[*]""#));
-    assert_eq!(e.field.as_deref(), Some("InputPath"));
-    let e = reject(&task(r#""ResultPath": "$.a[0]""#));
-    assert_eq!(e.field.as_deref(), Some("ResultPath"));
-    let e = reject(&task(r#""Parameters": {"token.$": "$$.Task.Token"}"#));
-    assert_eq!(e.field.as_deref(), Some("Parameters"));
-    assert!(e.to_string().contains("$$.Task"), "{e}");
-    let e = reject(&task(
-        r#""Parameters": {"h.$": "States.Hash($.a, 'SHA-256')"}"#,
-    ));
-    assert!(
-        e.to_string().starts_with(
-            r#"state "T": Parameters: field "h.$": intrinsic function States.Hash is not supported"#
-        ),
-        "{e}"
-    );
-    let e = reject(&task(r#""Parameters": {"a.$": 1}"#));
-    assert_eq!(e.field.as_deref(), Some("Parameters"));
-    let e = reject(&task(r#""ResultSelector": {"a.$": "no-path"}"#));
-    assert_eq!(e.field.as_deref(), Some("ResultSelector"));
-    let e = reject(&one(
-        "W",
-        r#"{"Type": "Wait", "Seconds": 1, "SecondsPath": "$.s", "End": true}"#,
-    ));
-    assert_eq!(e.state.as_deref(), Some("W"));
-    let e = reject(&one(
-        "W",
-        r#"{"Type": "Wait", "Timestamp": "tomorrow", "End": true}"#,
-    ));
-    assert_eq!(e.field.as_deref(), Some("Timestamp"));
-    let e = reject(&one(
-        "F",
-        r#"{"Type": "Fail", "Error": "E", "ErrorPath": "$.e"}"#,
-    ));
-    assert_eq!(e.field.as_deref(), Some("ErrorPath"));
-    let e = reject(&task(r#""TimeoutSeconds": 0"#));
-    assert_eq!(e.field.as_deref(), Some("TimeoutSeconds"));
-    let e = reject(&task(r#""TimeoutSeconds": 10, "HeartbeatSeconds": 10"#));
-    assert_eq!(e.field.as_deref(), Some("HeartbeatSeconds"));
-    Definition::from_json(&task(
-        r#""TimeoutSeconds": 900, "HeartbeatSeconds": 60, "InputPath": "$['a'].b[0]", "ResultPath": "$.x.y",
-           "Parameters": {"f.$": "States.Format('{}-{}', $.a, $$.Execution.Name)", "n": {"m.$": "$$.State.RetryCount"}}"#,
-    ))
-    .unwrap();
-}
+use asl_runner::{substitute, Definition, TaskInfo};
 
 const JOBNET: &str = r#"{
   "Comment": "mini jobnet",
@@ -297,26 +43,13 @@ fn substitution_then_inspection() {
     let text = substitute(JOBNET, &subs()).unwrap();
     let d = Definition::from_json(&text).unwrap();
     let arn = |n: &str| format!("arn:aws:lambda:ap-northeast-1:123456789012:function:{n}");
-    let mut resources = d.task_resources();
+    let mut resources: Vec<String> = d.tasks().into_iter().map(|t| t.resource).collect();
     resources.sort();
     assert_eq!(
         resources,
         vec![arn("genre"), arn("notify"), arn("ranking"), arn("tag")]
     );
-    assert_eq!(
-        d.state_names(),
-        vec!["Done", "Failed", "Fan", "Notify", "Ranking"]
-    );
-    let mut all = d.all_state_names();
-    all.sort();
-    assert_eq!(
-        all,
-        vec!["Done", "Failed", "Fan", "Genre", "Notify", "Ranking", "Tag"]
-    );
     assert_eq!(d.start_at(), "Ranking");
-    assert_eq!(d.comment(), Some("mini jobnet"));
-    assert_eq!(d.state_type("Tag"), Some("Task"));
-    assert_eq!(d.state_type("Fan"), Some("Parallel"));
     let ranking = d.tasks().into_iter().find(|t| t.name == "Ranking").unwrap();
     assert_eq!(
         ranking,
@@ -359,47 +92,26 @@ fn substitution_errors_on_unresolved_names() {
 }
 
 #[test]
-fn branches_are_validated_like_machines() {
-    let e = reject(
-        r#"{"StartAt": "P", "States": {"P": {"Type": "Parallel", "End": true, "Branches": [
-            {"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": "r", "End": true, "Credentials": {}}}}]}}}"#,
-    );
-    assert_eq!(
-        e.to_string(),
-        r#"state "A": unsupported field "Credentials""#
-    );
-    // A branch cannot jump out to the outer machine.
-    let e = reject(
-        r#"{"StartAt": "P", "States": {"P": {"Type": "Parallel", "Next": "Out", "Branches": [
-            {"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "Out"}}}]}, "Out": {"Type": "Succeed"}}}"#,
-    );
-    assert_eq!(e.to_string(), r#"state "A": Next "Out" does not exist"#);
-    // State names are unique across the whole definition.
-    let e = reject(
-        r#"{"StartAt": "P", "States": {"P": {"Type": "Parallel", "End": true, "Branches": [
-            {"StartAt": "P", "States": {"P": {"Type": "Succeed"}}}]}}}"#,
-    );
-    assert!(e.to_string().contains("more than once"), "{e}");
-    let e = reject(
-        r#"{"StartAt": "P", "States": {"P": {"Type": "Parallel", "End": true, "Branches": [
-            {"StartAt": "A", "States": {"A": {"Type": "Succeed"}}, "ProcessorConfig": {}}]}}}"#,
-    );
-    assert_eq!(e.state.as_deref(), Some("P"));
-    assert!(e.to_string().contains("ProcessorConfig"), "{e}");
-    let e = reject(&one(
-        "P",
-        r#"{"Type": "Parallel", "End": true, "Branches": []}"#,
-    ));
-    assert_eq!(e.field.as_deref(), Some("Branches"));
-}
-
-#[test]
-fn malformed_json_is_an_error() {
-    let e = reject("{not json");
+fn errors_name_the_state_and_the_construct() {
+    let e = Definition::from_json(
+        r#"{"StartAt": "Items", "States": {"Items": {"Type": "Map", "End": true}}}"#,
+    )
+    .unwrap_err();
+    assert_eq!(e.state.as_deref(), Some("Items"));
+    assert_eq!(e.field.as_deref(), Some("Type"));
     assert!(
         e.to_string()
-            .starts_with("the definition is not valid JSON"),
+            .starts_with(r#"state "Items": unsupported state type "Map""#),
         "{e}"
     );
-    assert!(e.state.is_none());
+    let text = substitute(JOBNET, &subs()).unwrap().replace(
+        r#""Type": "Task", "Resource": "arn:aws:lambda:ap-northeast-1:123456789012:function:genre","#,
+        r#""Type": "Task", "Resource": "arn:aws:lambda:ap-northeast-1:123456789012:function:genre", "TimeoutSeconds": 60,"#,
+    );
+    let e = Definition::from_json(&text).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with(r#"state "Genre": unsupported field "TimeoutSeconds""#),
+        "{e}"
+    );
 }

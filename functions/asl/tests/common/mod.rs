@@ -18,7 +18,6 @@ pub struct Call {
     pub resource: String,
     pub input: Value,
     pub attempt: u32,
-    pub timeout: Option<Duration>,
 }
 
 type Script = dyn Fn(&str, &Value, usize) -> Result<Value, TaskError> + Send + Sync;
@@ -74,7 +73,6 @@ impl TaskHandler for Scripted {
                 resource: resource.to_string(),
                 input: input.clone(),
                 attempt: ctx.attempt,
-                timeout: ctx.timeout,
             });
             n
         };
