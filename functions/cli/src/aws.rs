@@ -21,6 +21,12 @@ use uuid::Uuid;
 
 use crate::OutputFormat;
 
+/// The variables read here, for `collector --help`.
+pub const VARIABLES: &[(&str, &str)] = &[(
+    "STATE_MACHINE_ARN",
+    "collector aws: the jobnet's state machine (default: ichiba-collector-<env>-jobnet, found by name)",
+)];
+
 #[derive(Args, Debug)]
 pub struct AwsArgs {
     #[command(subcommand)]

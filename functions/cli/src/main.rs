@@ -118,7 +118,11 @@ pub enum OutputFormat {
 
 fn config_help() -> String {
     let mut s = String::from("Configuration (environment variables):\n");
-    for (name, what) in VARIABLES {
+    for (name, what) in VARIABLES
+        .iter()
+        .chain(private_pg::VARIABLES)
+        .chain(aws::VARIABLES)
+    {
         s.push_str(&format!("  {name:<38} {what}\n"));
     }
     s

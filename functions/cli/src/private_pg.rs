@@ -32,6 +32,12 @@ const DEFAULT_ADDR: &str = "127.0.0.1:5432";
 const BINARIES: [&str; 3] = ["initdb", "pg_ctl", "postgres"];
 const DATABASE: &str = "ichiba_collector";
 
+/// The variables read here, for `collector --help`.
+pub const VARIABLES: &[(&str, &str)] = &[
+    ("LOCAL_DATABASE_ADDR", "local, without DATABASE_URL: where the database is looked for (default 127.0.0.1:5432); nothing there: `collector run` starts a private server in .local/pg"),
+    ("PG_BIN_DIR", "the private server's initdb, pg_ctl and postgres (default: PATH, then the newest /usr/lib/postgresql/*/bin)"),
+];
+
 fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }

@@ -222,6 +222,16 @@ async fn without_server_binaries_the_run_names_the_command_that_gets_one() {
 }
 
 #[tokio::test]
+async fn help_names_the_variables() {
+    let dir = workdir();
+    let out = collector(dir.path(), vec![], vec!["--help"]).await;
+    let help = text(&out.stdout);
+    for v in ["LOCAL_DATABASE_ADDR", "PG_BIN_DIR", "STATE_MACHINE_ARN"] {
+        assert!(help.contains(v), "--help lacks {v}:\n{help}");
+    }
+}
+
+#[tokio::test]
 async fn a_database_url_is_used_as_before() {
     // DATABASE_URL set: no private server, even with nothing at the default address.
     let db = TestDb::new().await;
