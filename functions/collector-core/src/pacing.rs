@@ -40,6 +40,7 @@ use rakuten_client::{Pacer, Slot};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
+use tokio_postgres::types::Type;
 
 use crate::db::{self, Db};
 
@@ -83,6 +84,17 @@ ON CONFLICT (budget_key) DO UPDATE SET last_sent_at =
     END + $3::int8 * interval '1 microsecond'
 RETURNING (extract(epoch FROM s.last_sent_at) * 1000000)::int8,
           (SELECT (extract(epoch FROM t) * 1000000)::int8 FROM now)";
+
+/// The types of [`BOOK`]'s parameters.
+const BOOK_TYPES: [Type; 7] = [
+    Type::TEXT,
+    Type::INT8,
+    Type::INT8,
+    Type::INT8,
+    Type::INT8,
+    Type::INT8,
+    Type::INT8,
+];
 
 pub struct PgPacer {
     database_url: SecretString,
@@ -272,8 +284,16 @@ impl PgPacer {
             *conn = Some(db::connect(&self.database_url).await?);
         }
         let client = &conn.as_ref().expect("connected above").client;
+        // Parameters sent with their types: parse, bind and execute go in one message
+        // batch, so the booking is one round trip (a named statement would be two: prepare,
+        // then execute) and `sent`..`received` brackets only the query that reads `now`.
+        let typed: Vec<(&(dyn tokio_postgres::types::ToSql + Sync), Type)> = params
+            .iter()
+            .zip(BOOK_TYPES)
+            .map(|(p, t)| (*p, t))
+            .collect();
         let sent = Instant::now();
-        let row = client.query_one(BOOK, params).await?;
+        let row = client.query_typed_one(BOOK, &typed).await?;
         let received = Instant::now();
         Ok((sent, row, received))
     }
