@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::db::history::RunRecord;
-use crate::jobs::guard::START_AT;
+use crate::jobs::guard::start_point;
 
 /// The state machine name of an environment (template.yaml: `ichiba-collector-${Env}-jobnet`).
 pub fn state_machine_name(env: &str) -> String {
@@ -106,12 +106,7 @@ fn time(t: &aws_sdk_sfn::primitives::DateTime) -> DateTime<Utc> {
 pub fn execution_input(start_at: Option<&str>, run_id: Option<Uuid>) -> Result<Value, SfnError> {
     let mut m = serde_json::Map::new();
     if let Some(s) = start_at {
-        if !START_AT.contains(&s) {
-            return Err(SfnError::InvalidInput(format!(
-                "start_at must be one of {}, got {s:?}",
-                START_AT.join(", ")
-            )));
-        }
+        let s = start_point(s).map_err(SfnError::InvalidInput)?;
         m.insert("start_at".into(), json!(s));
     }
     if let Some(r) = run_id {

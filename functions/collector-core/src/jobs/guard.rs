@@ -17,6 +17,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
+use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 use uuid::Uuid;
@@ -53,103 +54,112 @@ fn invalid(msg: impl Into<String>) -> JobError {
     JobError::InvalidInput(msg.into())
 }
 
+/// Checks a manual start point against the jobnet's stages.
+pub fn start_point(s: &str) -> Result<String, String> {
+    if START_AT.contains(&s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "start_at must be one of {}, got {s:?}",
+            START_AT.join(", ")
+        ))
+    }
+}
+
+/// The event the definition passes Guard: the execution input and its context.
+#[derive(serde::Deserialize)]
+struct GuardEvent {
+    #[serde(default)]
+    input: Option<ExecutionInput>,
+    #[serde(default, deserialize_with = "count")]
+    max_waits: Option<u32>,
+    #[serde(default, deserialize_with = "non_empty")]
+    state_machine_arn: Option<String>,
+    #[serde(default, deserialize_with = "non_empty")]
+    execution_arn: Option<String>,
+    #[serde(default)]
+    execution_start_time: Option<DateTime<Utc>>,
+}
+
+/// What a person (or the schedule) starts an execution with.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExecutionInput {
+    #[serde(default, deserialize_with = "stage")]
+    start_at: Option<String>,
+    #[serde(default)]
+    run_id: Option<Uuid>,
+    /// Guard's previous answer in this execution (the definition keeps it here).
+    #[serde(default)]
+    guard: Option<Value>,
+}
+
+fn stage<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Option::<String>::deserialize(d)?
+        .map(|s| start_point(&s))
+        .transpose()
+        .map_err(serde::de::Error::custom)
+}
+
+fn non_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match Option::<String>::deserialize(d)? {
+        Some(s) if s.is_empty() => Err(serde::de::Error::custom("must not be empty")),
+        v => Ok(v),
+    }
+}
+
+/// A count given as a number or as a string (the template passes parameters as strings).
+fn count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum N {
+        Number(u32),
+        Text(String),
+    }
+    match Option::<N>::deserialize(d)? {
+        None => Ok(None),
+        Some(N::Number(n)) => Ok(Some(n)),
+        Some(N::Text(s)) => s.trim().parse().map(Some).map_err(|_| {
+            serde::de::Error::custom(format!("must be a non-negative integer, got {s:?}"))
+        }),
+    }
+}
+
 impl GuardRequest {
     pub fn from_event(event: &Value) -> Result<Self, JobError> {
-        let obj = event
-            .as_object()
-            .ok_or_else(|| invalid("the Guard event must be a JSON object"))?;
-        let input = obj.get("input").unwrap_or(&Value::Null);
-        let input = match input {
-            Value::Object(m) => m,
-            Value::Null => &serde_json::Map::new(),
-            other => {
-                return Err(invalid(format!(
-                    "the execution input must be a JSON object like {{\"start_at\": \"item\", \"run_id\": \"<uuid>\"}}, got {other}"
-                )))
-            }
-        };
-        if let Some(k) = input
-            .keys()
-            .find(|k| !matches!(k.as_str(), "start_at" | "run_id" | "guard"))
+        if !event.is_object() {
+            return Err(invalid("the Guard event must be a JSON object"));
+        }
+        if let Some(other) = event
+            .get("input")
+            .filter(|i| !(i.is_object() || i.is_null()))
         {
             return Err(invalid(format!(
-                "unknown field {k:?} in the execution input (allowed: start_at, run_id)"
+                "the execution input must be a JSON object like {{\"start_at\": \"item\", \"run_id\": \"<uuid>\"}}, got {other}"
             )));
         }
-        let start_at_given = !matches!(input.get("start_at"), None | Some(Value::Null));
-        let start_at = match input.get("start_at") {
-            None | Some(Value::Null) => "ranking".to_string(),
-            Some(Value::String(s)) if START_AT.contains(&s.as_str()) => s.clone(),
-            Some(other) => {
-                return Err(invalid(format!(
-                    "start_at must be one of {}, got {other}",
-                    START_AT.join(", ")
-                )))
-            }
-        };
-        let run_id = match input.get("run_id") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(
-                Uuid::parse_str(s)
-                    .map_err(|e| invalid(format!("run_id {s:?} is not a UUID: {e}")))?,
-            ),
-            Some(other) => {
-                return Err(invalid(format!(
-                    "run_id must be a UUID string, got {other}"
-                )))
-            }
-        };
-        let text = |k: &str| -> Result<Option<String>, JobError> {
-            match obj.get(k) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
-                Some(other) => Err(invalid(format!(
-                    "{k} must be a non-empty string, got {other}"
-                ))),
-            }
-        };
-        let execution_start = match text("execution_start_time")? {
-            None => None,
-            Some(s) => Some(
-                DateTime::parse_from_rfc3339(&s)
-                    .map_err(|e| invalid(format!("execution_start_time {s:?}: {e}")))?
-                    .with_timezone(&Utc),
-            ),
-        };
-        let max_waits = match obj.get("max_waits") {
-            None | Some(Value::Null) => 10,
-            Some(Value::Number(n)) => {
-                n.as_u64()
-                    .and_then(|n| u32::try_from(n).ok())
-                    .ok_or_else(|| {
-                        invalid(format!("max_waits must be a non-negative integer, got {n}"))
-                    })?
-            }
-            Some(Value::String(s)) => s.trim().parse().map_err(|_| {
-                invalid(format!(
-                    "max_waits must be a non-negative integer, got {s:?}"
-                ))
-            })?,
-            Some(other) => {
-                return Err(invalid(format!(
-                    "max_waits must be a non-negative integer, got {other}"
-                )))
-            }
-        };
+        let e: GuardEvent = serde_json::from_value(event.clone())
+            .map_err(|e| invalid(format!("the Guard event: {e}")))?;
+        let input = e.input.unwrap_or(ExecutionInput {
+            start_at: None,
+            run_id: None,
+            guard: None,
+        });
         let waits = input
-            .get("guard")
+            .guard
+            .as_ref()
             .and_then(|g| g.get("Payload").unwrap_or(g).get("waits"))
             .and_then(Value::as_u64)
             .and_then(|n| u32::try_from(n).ok())
             .unwrap_or(0);
         Ok(GuardRequest {
-            start_at,
-            start_at_given,
-            run_id,
-            state_machine_arn: text("state_machine_arn")?,
-            execution_arn: text("execution_arn")?,
-            execution_start,
-            max_waits,
+            start_at_given: input.start_at.is_some(),
+            start_at: input.start_at.unwrap_or_else(|| "ranking".into()),
+            run_id: input.run_id,
+            state_machine_arn: e.state_machine_arn,
+            execution_arn: e.execution_arn,
+            execution_start: e.execution_start_time,
+            max_waits: e.max_waits.unwrap_or(10),
             waits,
         })
     }
@@ -522,12 +532,25 @@ mod tests {
             ("item", Some(id), 2)
         );
         assert!(r.execution_start.is_some());
+        let e = GuardRequest::from_event(&json!({"input": {"start_at": "items"}})).unwrap_err();
+        assert!(
+            e.to_string().contains(
+                "start_at must be one of ranking, item, genre_tag, is_active, got \"items\""
+            ),
+            "{e}"
+        );
+        let e = GuardRequest::from_event(&json!({"input": {"startAt": "item"}})).unwrap_err();
+        assert!(e.to_string().contains("unknown field `startAt`"), "{e}");
         for bad in [
             json!({"input": "x"}),
             json!({"input": {"start_at": "items"}}),
             json!({"input": {"startAt": "item"}}),
             json!({"input": {"run_id": "nope"}}),
             json!({"input": {}, "max_waits": "many"}),
+            json!({"input": {}, "max_waits": -1}),
+            json!({"input": {}, "execution_arn": ""}),
+            json!({"input": {}, "execution_start_time": "yesterday"}),
+            json!(["x"]),
         ] {
             let e = GuardRequest::from_event(&bad).unwrap_err();
             assert_eq!(e.error_type(), "InvalidInput", "{bad}: {e}");
