@@ -11,14 +11,23 @@
 //!
 //!     cargo bench --bench load
 //!
-//! Env: BENCH_ROUNDS (default 7), BENCH_SIZES (targets per batch, default "1 11").
+//! Both variants are measured twice: on the local socket, and through a proxy that delays
+//! every packet by half of `BENCH_RTT_MS` each way (default 1 ms round trip: a Lambda
+//! function and its database in one region; Supabase from Lambda is usually more). The
+//! local figure is the floor of the ratio: there a round trip costs almost nothing. The
+//! round trip printed is the one measured through the proxy (`SELECT 1`, median; the
+//! timer's 1 ms granularity makes it longer than the nominal one).
+//!
+//! Env: BENCH_ROUNDS (default 7), BENCH_SIZES (targets per batch, default "1 11"),
+//! BENCH_RTT_MS (default 1; 0 skips the proxied rows).
 
 use std::time::{Duration, Instant};
 
 use chrono::{Days, NaiveDate, Utc};
 use collector_core::db::ledger::{self, Job, JobRun};
 use collector_core::jobs::ranking::store::{load_rankings, RankingRow};
-use ichiba_collector_tests::TestDb;
+use ichiba_collector_tests::{connect_plain, TestDb};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_postgres::Client;
 
 const RANKS: usize = 1000;
@@ -105,6 +114,55 @@ async fn row_by_row(client: &mut Client, job_run: &JobRun, batch: &[RankingRow])
     t.elapsed()
 }
 
+/// Forwards TCP connections to `upstream`, delivering every chunk `one_way` after it was
+/// read (in order, without limiting throughput). Returns the local address.
+async fn latency_proxy(upstream: String, one_way: Duration) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                continue;
+            };
+            let _ = client.set_nodelay(true);
+            let _ = server.set_nodelay(true);
+            let (cr, cw) = client.into_split();
+            let (sr, sw) = server.into_split();
+            tokio::spawn(pump(cr, sw, one_way));
+            tokio::spawn(pump(sr, cw, one_way));
+        }
+    });
+    addr
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    delay: Duration,
+) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
+    let writer = tokio::spawn(async move {
+        while let Some((due, bytes)) = rx.recv().await {
+            tokio::time::sleep_until(due.into()).await;
+            if to.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut buf = vec![0u8; 64 * 1024];
+    while let Ok(n) = from.read(&mut buf).await {
+        if n == 0
+            || tx
+                .send((Instant::now() + delay, buf[..n].to_vec()))
+                .is_err()
+        {
+            break;
+        }
+    }
+    drop(tx);
+    let _ = writer.await;
+}
+
 #[tokio::main]
 async fn main() {
     let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
@@ -113,6 +171,7 @@ async fn main() {
         .split_whitespace()
         .map(|s| s.parse().expect("BENCH_SIZES"))
         .collect();
+    let rtt_ms: f64 = env("BENCH_RTT_MS", "1").parse().expect("BENCH_RTT_MS");
     let db = TestDb::new().await;
     let mut client = db.client().await;
     let run = ledger::create_run(&client, "local", "bench", Duration::from_secs(180))
@@ -121,6 +180,30 @@ async fn main() {
     let job_run = ledger::start_job(&client, &run, Job::Ranking, 0.01)
         .await
         .unwrap();
+    let mut proxied = if rtt_ms > 0.0 {
+        let mut url = url::Url::parse(&db.url).expect("database URL");
+        let upstream = format!(
+            "{}:{}",
+            url.host_str().unwrap_or("127.0.0.1"),
+            url.port().unwrap_or(5432)
+        );
+        let addr = latency_proxy(upstream, Duration::from_secs_f64(rtt_ms / 2000.0)).await;
+        url.set_port(Some(addr.port())).unwrap();
+        Some(connect_plain(url.as_str()).await)
+    } else {
+        None
+    };
+    // The round trip the proxy really gives (timer granularity adds to the nominal one).
+    let mut measured_rtt = Duration::ZERO;
+    if let Some(p) = &proxied {
+        let mut v = Vec::new();
+        for _ in 0..30 {
+            let t = Instant::now();
+            p.simple_query("SELECT 1").await.unwrap();
+            v.push(t.elapsed());
+        }
+        measured_rtt = median(v);
+    }
     let day0 = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
     // Every round loads a snapshot date of its own, so every row is an insert in both
     // variants.
@@ -134,26 +217,35 @@ async fn main() {
         "\nload ranking rows, median of {rounds} rounds after one warm-up (same server, same run):"
     );
     println!(
-        "{:>8} {:>22} {:>22} {:>10}",
-        "rows", "COPY + merge (ms)", "INSERT per row (ms)", "ratio"
+        "{:>8} {:>12} {:>22} {:>22} {:>10}",
+        "rows", "round trip", "COPY + merge (ms)", "INSERT per row (ms)", "ratio"
     );
     for targets in sizes {
-        let (mut copy, mut per_row) = (Vec::new(), Vec::new());
-        for round in 0..=rounds {
-            let c = by_copy(&mut client, &job_run, &rows(next_day(), targets)).await;
-            let r = row_by_row(&mut client, &job_run, &rows(next_day(), targets)).await;
-            if round > 0 {
-                copy.push(c);
-                per_row.push(r);
+        for (label, conn) in [("local", Some(&mut client)), ("proxied", proxied.as_mut())] {
+            let Some(conn) = conn else { continue };
+            let (mut copy, mut per_row) = (Vec::new(), Vec::new());
+            for round in 0..=rounds {
+                let c = by_copy(conn, &job_run, &rows(next_day(), targets)).await;
+                let r = row_by_row(conn, &job_run, &rows(next_day(), targets)).await;
+                if round > 0 {
+                    copy.push(c);
+                    per_row.push(r);
+                }
             }
+            let (c, r) = (median(copy), median(per_row));
+            let rt = if label == "local" {
+                "local".to_string()
+            } else {
+                format!("{:.1} ms", measured_rtt.as_secs_f64() * 1e3)
+            };
+            println!(
+                "{:>8} {:>12} {:>22.1} {:>22.1} {:>9.1}x",
+                targets * RANKS,
+                rt,
+                c.as_secs_f64() * 1e3,
+                r.as_secs_f64() * 1e3,
+                r.as_secs_f64() / c.as_secs_f64()
+            );
         }
-        let (c, r) = (median(copy), median(per_row));
-        println!(
-            "{:>8} {:>22.1} {:>22.1} {:>9.1}x",
-            targets * RANKS,
-            c.as_secs_f64() * 1e3,
-            r.as_secs_f64() * 1e3,
-            r.as_secs_f64() / c.as_secs_f64()
-        );
     }
 }
