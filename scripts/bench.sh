@@ -18,7 +18,8 @@
 # tree before send-time pacing and the shared connection; "none" skips it), BENCH_FIRST_DAY
 # (default 2026-11-23), BENCH_DAYS (7), BENCH_ITEMS (Item requests in the paced run, 200),
 # TEST_DATABASE_URL (a PostgreSQL with TLS; default the local one), BENCH_NO_BUILD=1 (use
-# the binaries already built).
+# the binaries already built), BENCH_EXTRA_BINS ("label=path …": more Ranking binaries
+# for the startup section).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -118,6 +119,8 @@ if want startup; then
     fi
     bins="old($OLD_REV)=$old_bin $bins"
   fi
+  # e.g. BENCH_EXTRA_BINS="nojitter=/tmp/t/release/ranking": more binaries side by side.
+  bins="$bins ${BENCH_EXTRA_BINS:-}"
   say "process start to first request (benches/startup.rs)"
   BENCH_BINS="$bins" cargo bench -q --bench startup 2>/dev/null | tee "$WORK/startup.txt"
   grep -A4 '^process start to first' "$WORK/startup.txt" >> "$SUMMARY" || true
