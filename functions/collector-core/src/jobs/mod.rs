@@ -18,7 +18,7 @@ pub mod ranking;
 pub mod replay;
 pub mod staging;
 pub mod tag;
-pub mod targets;
+pub mod run_items;
 
 pub use context::{AppContext, RakutenEndpoint, TxWork};
 pub use dispatch::dispatch;

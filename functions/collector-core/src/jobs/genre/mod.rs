@@ -1,4 +1,4 @@
-//! JOB-G-01, Genre: the genre ids of this run's items (see [`super::targets`]) not
+//! JOB-G-01, Genre: the genre ids of this run's items (see [`super::run_items`]) not
 //! fetched within `GENRE_REFRESH_DAYS`, one Genre Search each, raw bodies first. Saves
 //! each genre and every ancestor its answer lists in `rakuten_genres` (id, names, level,
 //! parent, root-first path) through staging with a content hash, and records in
@@ -45,13 +45,13 @@ pub async fn run(ctx: &AppContext, input: RunInput) -> Result<JobOutput, JobErro
 
 async fn execute(ctx: &AppContext, job_run: &JobRun) -> Result<JobOutput, JobError> {
     let started = Instant::now();
-    let targets = {
+    let due = {
         let guard = ctx.db().await?;
         let client = &guard.as_ref().expect("connected").client;
-        store::targets(client, job_run.run.run_id, ctx.config.genre_refresh_days).await?
+        store::due_genres(client, job_run.run.run_id, ctx.config.genre_refresh_days).await?
     };
     tracing::info!(
-        targets = targets.len(),
+        due = due.len(),
         refresh_days = ctx.config.genre_refresh_days,
         "fetching genres"
     );
@@ -60,7 +60,7 @@ async fn execute(ctx: &AppContext, job_run: &JobRun) -> Result<JobOutput, JobErr
     let answers = pipeline::fetch_each(
         ctx,
         &mut evidence,
-        &targets,
+        &due,
         CONCURRENCY,
         |&id| ctx.rakuten.genre(id),
         |id| format!("genre-{id}"),
@@ -71,7 +71,8 @@ async fn execute(ctx: &AppContext, job_run: &JobRun) -> Result<JobOutput, JobErr
     let (rows, missing) = build_rows(&answers);
 
     let mut verdict = evidence.into_verdict();
-    verdict.extra.insert("targets".into(), targets.len() as i64);
+    // `targets` in the output document: the ids due this run.
+    verdict.extra.insert("targets".into(), due.len() as i64);
     if missing > 0 {
         verdict.extra.insert("missing".into(), missing);
     }

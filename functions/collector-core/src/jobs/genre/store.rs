@@ -8,8 +8,8 @@ use tokio_postgres::{GenericClient, Transaction};
 use uuid::Uuid;
 
 use crate::db::ledger::JobRun;
+use crate::jobs::run_items::RANKED_ITEMS_CTE;
 use crate::jobs::staging::{copy_into_stage, hash_of, mark_refreshed, merge_counts};
-use crate::jobs::targets::RANKED_ITEMS_CTE;
 use crate::jobs::{JobError, RowCounts};
 
 /// One row of `rakuten_genres`. The hash covers every field here (not `saved_at`/`run_id`).
@@ -27,7 +27,7 @@ pub struct GenreRow {
 }
 
 /// The genre ids of run `run_id`'s items (> 0) not fetched within `refresh_days`, ascending.
-pub async fn targets(
+pub async fn due_genres(
     client: &impl GenericClient,
     run_id: Uuid,
     refresh_days: u32,

@@ -12,7 +12,7 @@ use crate::db::ledger::{self, JobRun, Sent, UnitFailure};
 use crate::db::DbResultExt;
 use crate::jobs::pipeline::describe_failure;
 use crate::jobs::staging::{hash_of, mark_refreshed};
-use crate::jobs::targets::RANKED_ITEMS_CTE;
+use crate::jobs::run_items::RANKED_ITEMS_CTE;
 use crate::jobs::{JobError, RowCounts};
 use crate::rawstore::{EntryKind, ManifestEntry};
 

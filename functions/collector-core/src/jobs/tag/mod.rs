@@ -1,4 +1,4 @@
-//! JOB-T-01, Tag: the tag ids of this run's items (see [`super::targets`]) not fetched
+//! JOB-T-01, Tag: the tag ids of this run's items (see [`super::run_items`]) not fetched
 //! within `TAG_REFRESH_DAYS`, sorted and asked for in batches of at most
 //! [`MAX_TAG_IDS`] (10) per Tag Search request — one request is one unit, its raw body
 //! stored first. Saves `rakuten_tag_groups` and `rakuten_tags` through staging with a
@@ -53,14 +53,14 @@ pub fn batch_slug(batch: &[i64]) -> String {
 
 async fn execute(ctx: &AppContext, job_run: &JobRun) -> Result<JobOutput, JobError> {
     let started = Instant::now();
-    let targets = {
+    let due = {
         let guard = ctx.db().await?;
         let client = &guard.as_ref().expect("connected").client;
-        store::targets(client, job_run.run.run_id, ctx.config.tag_refresh_days).await?
+        store::due_tags(client, job_run.run.run_id, ctx.config.tag_refresh_days).await?
     };
-    let batches: Vec<&[i64]> = targets.chunks(MAX_TAG_IDS).collect();
+    let batches: Vec<&[i64]> = due.chunks(MAX_TAG_IDS).collect();
     tracing::info!(
-        targets = targets.len(),
+        due = due.len(),
         requests = batches.len(),
         refresh_days = ctx.config.tag_refresh_days,
         "fetching tags"
@@ -81,7 +81,8 @@ async fn execute(ctx: &AppContext, job_run: &JobRun) -> Result<JobOutput, JobErr
     let (groups, tags, missing) = build_rows(&answers);
 
     let mut verdict = evidence.into_verdict();
-    verdict.extra.insert("targets".into(), targets.len() as i64);
+    // `targets` in the output document: the ids due this run.
+    verdict.extra.insert("targets".into(), due.len() as i64);
     verdict.extra.insert("missing".into(), missing);
     let threshold = ctx.config.tag_failure_threshold;
     let rows = Observed::now((groups, tags));
