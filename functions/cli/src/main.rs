@@ -171,3 +171,34 @@ async fn main() -> ExitCode {
         Command::Prune(args) => prune::run(config, args).await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The README's configuration table and `--help` name the same variables.
+    #[test]
+    fn the_readme_names_every_variable_and_no_other() {
+        let readme = include_str!("../../../README.md");
+        let known: Vec<&str> = super::VARIABLES
+            .iter()
+            .chain(super::private_pg::VARIABLES)
+            .chain(super::aws::VARIABLES)
+            .map(|(name, _)| *name)
+            .collect();
+        for name in &known {
+            assert!(readme.contains(&format!("`{name}`")), "README lacks {name}");
+        }
+        // Rows of the configuration table: `| `NAME` |` (several names: comma-separated).
+        for line in readme.lines().filter(|l| l.starts_with("| `")) {
+            let first_cell = line.split('|').nth(1).unwrap_or_default();
+            for name in first_cell.split(',').map(|n| n.trim().trim_matches('`')) {
+                let is_variable = !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+                if is_variable && name != "RUST_LOG" {
+                    assert!(known.contains(&name), "README documents {name}, which nothing reads");
+                }
+            }
+        }
+    }
+}
