@@ -196,7 +196,10 @@ mod tests {
                         .bytes()
                         .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
                 if is_variable && name != "RUST_LOG" {
-                    assert!(known.contains(&name), "README documents {name}, which nothing reads");
+                    assert!(
+                        known.contains(&name),
+                        "README documents {name}, which nothing reads"
+                    );
                 }
             }
         }
