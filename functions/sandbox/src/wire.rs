@@ -7,12 +7,12 @@ use crate::data::{Dataset, Genre, Item, Tag, TagGroup};
 
 /// formatVersion=1 wraps an array element in a one-key object (`{"Item": {...}}`);
 /// formatVersion=2 (key `None`) leaves it flat.
-pub struct W<T> {
+pub struct Versioned<T> {
     pub key: Option<&'static str>,
     pub val: T,
 }
 
-impl<T: Serialize> Serialize for W<T> {
+impl<T: Serialize> Serialize for Versioned<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self.key {
             None => self.val.serialize(s),
@@ -25,8 +25,8 @@ impl<T: Serialize> Serialize for W<T> {
     }
 }
 
-pub fn wrap<T>(v1: bool, key: &'static str, val: T) -> W<T> {
-    W {
+pub fn wrap<T>(v1: bool, key: &'static str, val: T) -> Versioned<T> {
+    Versioned {
         key: v1.then_some(key),
         val,
     }
@@ -177,7 +177,7 @@ pub struct RankingResponse<'a> {
     pub title: String,
     pub last_build_date: String,
     #[serde(rename = "Items")]
-    pub items: Vec<W<RankingItem<'a>>>,
+    pub items: Vec<Versioned<RankingItem<'a>>>,
 }
 
 #[derive(Serialize)]
@@ -287,7 +287,7 @@ pub struct SearchResponse<'a> {
     pub carrier: u32,
     pub page_count: usize,
     #[serde(rename = "Items")]
-    pub items: Vec<W<SearchItem<'a>>>,
+    pub items: Vec<Versioned<SearchItem<'a>>>,
     #[serde(rename = "GenreInformation")]
     pub genre_information: [(); 0],
     #[serde(rename = "TagInformation")]
@@ -342,7 +342,7 @@ pub struct WireTag<'a> {
 pub struct WireTagGroup<'a> {
     pub tag_group_name: &'a str,
     pub tag_group_id: u64,
-    pub tags: Vec<W<WireTag<'a>>>,
+    pub tags: Vec<Versioned<WireTag<'a>>>,
 }
 
 impl<'a> WireTagGroup<'a> {
@@ -370,11 +370,11 @@ impl<'a> WireTagGroup<'a> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OldGenreResponse<'a> {
-    pub parents: Vec<W<OldGenre<'a>>>,
+    pub parents: Vec<Versioned<OldGenre<'a>>>,
     pub current: OldGenre<'a>,
-    pub brothers: Vec<W<OldGenre<'a>>>,
-    pub children: Vec<W<OldGenre<'a>>>,
-    pub tag_groups: Vec<W<WireTagGroup<'a>>>,
+    pub brothers: Vec<Versioned<OldGenre<'a>>>,
+    pub children: Vec<Versioned<OldGenre<'a>>>,
+    pub tag_groups: Vec<Versioned<WireTagGroup<'a>>>,
 }
 
 impl<'a> OldGenreResponse<'a> {
@@ -474,7 +474,7 @@ impl<'a> NewGenreResponse<'a> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TagSearchResponse<'a> {
-    pub tag_groups: Vec<W<WireTagGroup<'a>>>,
+    pub tag_groups: Vec<Versioned<WireTagGroup<'a>>>,
 }
 
 // ---- errors ----
