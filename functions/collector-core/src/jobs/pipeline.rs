@@ -36,16 +36,16 @@ use super::{AppContext, JobError, JobOutput, RowCounts, UnitCounts};
 pub async fn keep(
     ctx: &AppContext,
     keys: &RawKeys,
-    slug: &str,
+    key_name: &str,
     unit: &str,
     body: &Bytes,
     records: u64,
 ) -> Result<ManifestEntry, RawStoreError> {
-    let key = keys.unit(slug);
+    let key = keys.unit(key_name);
     let (key, outcome) = match ctx.store.put_new(&key, Bytes::clone(body)).await {
         Ok(outcome) => (key, outcome),
         Err(RawStoreError::Conflict { .. }) => {
-            let key = keys.revision(slug, body);
+            let key = keys.revision(key_name, body);
             tracing::info!(%key, "a different answer than the one kept for this unit; kept beside it");
             let outcome = ctx.store.put_new(&key, Bytes::clone(body)).await?;
             (key, outcome)
@@ -68,16 +68,16 @@ pub async fn keep_failure(
     ctx: &AppContext,
     keys: &RawKeys,
     e: &ApiError,
-    slug: &str,
+    key_name: &str,
 ) -> Result<(UnitFailure, Option<ManifestEntry>), RawStoreError> {
-    tracing::warn!(unit = e.unit().unwrap_or(slug), kind = e.kind().as_str(), error = %e, "unit failed");
+    tracing::warn!(unit = e.unit().unwrap_or(key_name), kind = e.kind().as_str(), error = %e, "unit failed");
     let quarantined = match e.malformed_body() {
         Some(body) => {
-            let key = keys.quarantine(slug, body);
+            let key = keys.quarantine(key_name, body);
             let outcome = ctx.store.put_new(&key, Bytes::clone(body)).await?;
             Some(ManifestEntry::quarantine(
                 key,
-                e.unit().unwrap_or(slug).to_string(),
+                e.unit().unwrap_or(key_name).to_string(),
                 body,
                 outcome,
                 e.to_string(),
@@ -85,7 +85,7 @@ pub async fn keep_failure(
         }
         None => None,
     };
-    Ok((failure_of(e, slug), quarantined))
+    Ok((failure_of(e, key_name), quarantined))
 }
 
 /// What a job invocation fetched and kept so far: units tried, raw objects, failures.
@@ -110,11 +110,19 @@ impl Evidence {
     pub async fn kept<T>(
         &mut self,
         ctx: &AppContext,
-        slug: &str,
+        key_name: &str,
         fetched: &Fetched<T>,
         records: u64,
     ) -> Result<(), RawStoreError> {
-        let entry = keep(ctx, &self.keys, slug, &fetched.unit, &fetched.body, records).await?;
+        let entry = keep(
+            ctx,
+            &self.keys,
+            key_name,
+            &fetched.unit,
+            &fetched.body,
+            records,
+        )
+        .await?;
         self.manifest.push(entry);
         Ok(())
     }
@@ -124,9 +132,9 @@ impl Evidence {
         &mut self,
         ctx: &AppContext,
         e: &ApiError,
-        slug: &str,
+        key_name: &str,
     ) -> Result<(), RawStoreError> {
-        let (failure, quarantined) = keep_failure(ctx, &self.keys, e, slug).await?;
+        let (failure, quarantined) = keep_failure(ctx, &self.keys, e, key_name).await?;
         self.manifest.extend(quarantined);
         self.failures.push(failure);
         Ok(())
@@ -164,7 +172,7 @@ pub async fn fetch_each<'u, U, T, Req, Fut>(
     units: &'u [U],
     concurrency: usize,
     request: Req,
-    slug: impl Fn(&U) -> String,
+    key_name: impl Fn(&U) -> String,
     records: impl Fn(&T) -> u64,
 ) -> Result<Vec<(&'u U, T)>, RawStoreError>
 where
@@ -184,13 +192,15 @@ where
     let mut answers = Vec::new();
     while let Some((i, result)) = results.next().await {
         evidence.attempted += 1;
-        let slug = slug(&units[i]);
+        let key_name = key_name(&units[i]);
         match result {
             Ok(f) => {
-                evidence.kept(ctx, &slug, &f, records(&f.parsed)).await?;
+                evidence
+                    .kept(ctx, &key_name, &f, records(&f.parsed))
+                    .await?;
                 answers.push((i, f.parsed));
             }
-            Err(e) => evidence.fail(ctx, &e, &slug).await?,
+            Err(e) => evidence.fail(ctx, &e, &key_name).await?,
         }
     }
     answers.sort_by_key(|(i, _)| *i);

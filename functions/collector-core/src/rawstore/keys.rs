@@ -83,12 +83,12 @@ impl RawKeys {
         )
     }
 
-    /// `unit` is a short slug such as `genre-0_daily_page-07`.
+    /// `unit` is the request's key name (path-safe), such as `genre-0_daily_page-07`.
     pub fn unit(&self, unit: &str) -> String {
         debug_assert!(
             unit.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
-            "unsafe unit slug {unit}"
+            "unsafe key name {unit}"
         );
         format!("{}/{unit}.json", self.folder())
     }
@@ -121,7 +121,7 @@ impl RawKeys {
         debug_assert!(
             unit.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
-            "unsafe unit slug {unit}"
+            "unsafe key name {unit}"
         );
         let sha = super::sha256_hex(body);
         format!("{}/quarantine/{unit}.{}.json", self.folder(), &sha[..16])

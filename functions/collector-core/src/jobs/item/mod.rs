@@ -46,9 +46,9 @@ pub async fn run(
     .await
 }
 
-/// The raw-store slug of an item: its code made path-safe, plus a short hash so two codes
+/// The raw-store key name of an item: its code made path-safe, plus a short hash so two codes
 /// that differ only in unsafe characters never share a key.
-fn slug(item_code: &str) -> String {
+fn key_name(item_code: &str) -> String {
     use sha2::{Digest, Sha256};
     let safe: String = item_code
         .chars()
@@ -221,11 +221,11 @@ async fn execute(
 
 /// Fetches one item and keeps its body raw; failures are outcomes, store errors stop the job.
 async fn fetch_one(ctx: &AppContext, keys: &RawKeys, item_code: &str) -> Result<Outcome, JobError> {
-    let slug = slug(item_code);
+    let key_name = key_name(item_code);
     let fetched = match ctx.rakuten.item_by_code(item_code).await {
         Ok(f) => f,
         Err(e) => {
-            let (failure, quarantined) = pipeline::keep_failure(ctx, keys, &e, &slug).await?;
+            let (failure, quarantined) = pipeline::keep_failure(ctx, keys, &e, &key_name).await?;
             return Ok(Outcome::Failed {
                 item_code: item_code.to_string(),
                 failure,
@@ -235,7 +235,7 @@ async fn fetch_one(ctx: &AppContext, keys: &RawKeys, item_code: &str) -> Result<
     };
     let detail = detail_of(item_code, &fetched.parsed);
     let records = u64::from(detail.is_some());
-    let raw = pipeline::keep(ctx, keys, &slug, &fetched.unit, &fetched.body, records).await?;
+    let raw = pipeline::keep(ctx, keys, &key_name, &fetched.unit, &fetched.body, records).await?;
     Ok(match detail {
         Some(detail) => Outcome::Saved { detail, raw },
         None => Outcome::Gone {
@@ -267,12 +267,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn slugs_are_path_safe_and_distinct() {
-        let a = slug("shop-01:10000123");
+    fn key_names_are_path_safe_and_distinct() {
+        let a = key_name("shop-01:10000123");
         assert!(a.starts_with("item-shop-01-10000123-"), "{a}");
         assert!(a
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
-        assert_ne!(slug("a:b"), slug("a-b"));
+        assert_ne!(key_name("a:b"), key_name("a-b"));
     }
 }

@@ -11,8 +11,8 @@ use uuid::Uuid;
 use crate::db::ledger::{self, JobRun, Sent, UnitFailure};
 use crate::db::DbResultExt;
 use crate::jobs::pipeline::describe_failure;
-use crate::jobs::staging::{hash_of, mark_refreshed};
 use crate::jobs::run_items::RANKED_ITEMS_CTE;
+use crate::jobs::staging::{hash_of, mark_refreshed};
 use crate::jobs::{JobError, RowCounts};
 use crate::rawstore::{EntryKind, ManifestEntry};
 

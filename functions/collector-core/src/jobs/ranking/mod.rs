@@ -153,7 +153,9 @@ async fn retry_failed(
             Ok(p) => f.read.pages.push(p),
             Err(e) => {
                 tracing::warn!(first = %first_error, "ranking page failed again at the end of the job");
-                f.evidence.fail(ctx, &e, &page_slug(target, page)).await?;
+                f.evidence
+                    .fail(ctx, &e, &page_key_name(target, page))
+                    .await?;
                 f.read.lost.push(page);
             }
         }
@@ -172,7 +174,7 @@ async fn fetch_target(
     (index, fetch_pages(ctx, job_run, target).await)
 }
 
-fn page_slug(target: &RankingTarget, page: u32) -> String {
+fn page_key_name(target: &RankingTarget, page: u32) -> String {
     format!(
         "genre-{}_{}_page-{page:02}",
         target.genre_id,
@@ -199,7 +201,7 @@ async fn fetch_page(
     };
     let records = fetched.parsed.items.len() as u64;
     evidence
-        .kept(ctx, &page_slug(target, page), &fetched, records)
+        .kept(ctx, &page_key_name(target, page), &fetched, records)
         .await?;
     Ok(Ok(Page {
         page,
@@ -259,12 +261,16 @@ async fn fetch_pages(
                     target.genre_id,
                     target.period_name()
                 );
-                out.evidence.fail(ctx, &e, &page_slug(target, page)).await?;
+                out.evidence
+                    .fail(ctx, &e, &page_key_name(target, page))
+                    .await?;
                 out.read.stopped = Some(refused_reason(target.genre_id, e.kind().as_str()));
                 break;
             }
             Err(e) if refused(e.kind()) => {
-                out.evidence.fail(ctx, &e, &page_slug(target, page)).await?;
+                out.evidence
+                    .fail(ctx, &e, &page_key_name(target, page))
+                    .await?;
                 out.read.lost.push(page);
             }
             Err(e) => out.failed.push((page, e)),

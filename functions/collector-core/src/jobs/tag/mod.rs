@@ -42,8 +42,8 @@ pub async fn run(ctx: &AppContext, input: RunInput) -> Result<JobOutput, JobErro
     .await
 }
 
-/// The raw-store slug of a batch: its first id and size, e.g. `tags-1000317-n10`.
-pub fn batch_slug(batch: &[i64]) -> String {
+/// The raw-store key_name of a batch: its first id and size, e.g. `tags-1000317-n10`.
+pub fn batch_key_name(batch: &[i64]) -> String {
     format!(
         "tags-{}-n{}",
         batch.first().copied().unwrap_or(0),
@@ -73,7 +73,7 @@ async fn execute(ctx: &AppContext, job_run: &JobRun) -> Result<JobOutput, JobErr
         &batches,
         CONCURRENCY,
         |batch| ctx.rakuten.tags(batch),
-        |batch| batch_slug(batch),
+        |batch| batch_key_name(batch),
         |t: &TagResponse| t.tag_groups.iter().map(|g| g.tags.len() as u64).sum(),
     )
     .await?;
@@ -190,6 +190,6 @@ mod tests {
         assert_eq!(tags.len(), 2);
         assert_eq!((tags[1].tag_group_id, tags[1].parent_tag_id), (7, 1));
         assert_eq!(missing, 1);
-        assert_eq!(batch_slug(&requested), "tags-1-n3");
+        assert_eq!(batch_key_name(&requested), "tags-1-n3");
     }
 }
