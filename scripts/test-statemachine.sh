@@ -39,9 +39,8 @@ echo "== statemachine: aws-local-stepfunctions smoke run (stubbed Tasks)"
 "$NODE" - <<'JS' | "$NODE" scripts/statemachine-trace.mjs > .statemachine-smoke.json
 const fs = require('fs');
 let text = fs.readFileSync('statemachine/jobnet.asl.json', 'utf8');
-const subs = { GuardFunctionArn: 'guard', RankingFunctionArn: 'ranking', ItemFunctionArn: 'item',
-  GenreFunctionArn: 'genre', TagFunctionArn: 'tag', IsActiveFunctionArn: 'is_active',
-  NotifyFunctionArn: 'notify', GuardMaxWaits: '2' };
+// The one list of substitutions, with their local function names; Guard waits twice here.
+const subs = { ...JSON.parse(fs.readFileSync('statemachine/substitutions.json', 'utf8')), GuardMaxWaits: '2' };
 for (const [k, v] of Object.entries(subs)) text = text.split('${' + k + '}').join(v);
 const ok = (p) => ({ ok: p });
 const job = (j, done = true) => ok({ job: j, done });

@@ -563,16 +563,10 @@ def test_bucket_blocks_public_access_encrypts_and_denies_plain_http(resolved):
 # ------------------------------------------------------------------ state machine
 
 
-EXPECTED_SUBSTITUTIONS = {
-    "GuardFunctionArn",
-    "RankingFunctionArn",
-    "ItemFunctionArn",
-    "GenreFunctionArn",
-    "TagFunctionArn",
-    "IsActiveFunctionArn",
-    "NotifyFunctionArn",
-    "GuardMaxWaits",
-}
+# The one list of substitution names (the local runner, the Rust tests and the scripts read it too).
+EXPECTED_SUBSTITUTIONS = set(
+    json.loads((Path(__file__).resolve().parents[2] / "statemachine" / "substitutions.json").read_text())
+)
 
 
 def test_definition_substitutions_cover_the_asl():

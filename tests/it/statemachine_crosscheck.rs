@@ -33,19 +33,12 @@ fn repo() -> PathBuf {
 fn definition_text() -> String {
     let text = std::fs::read_to_string(repo().join("statemachine/jobnet.asl.json"))
         .expect("read statemachine/jobnet.asl.json");
-    let subs: HashMap<String, String> = [
-        ("GuardFunctionArn", "guard"),
-        ("RankingFunctionArn", "ranking"),
-        ("ItemFunctionArn", "item"),
-        ("GenreFunctionArn", "genre"),
-        ("TagFunctionArn", "tag"),
-        ("IsActiveFunctionArn", "is_active"),
-        ("NotifyFunctionArn", "notify"),
-        ("GuardMaxWaits", "2"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    // The local function names of statemachine/substitutions.json; Guard waits twice.
+    let mut subs: HashMap<String, String> = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("statemachine/substitutions.json")).unwrap(),
+    )
+    .expect("statemachine/substitutions.json");
+    subs.insert("GuardMaxWaits".into(), "2".into());
     asl_runner::substitute(&text, &subs).expect("substitutions")
 }
 

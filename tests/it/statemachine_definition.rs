@@ -26,18 +26,6 @@ const BUSINESS_ERRORS: [&str; 8] = [
     "ConfigError",
     "RawObjectConflict",
 ];
-/// Exactly the names the SAM template passes as DefinitionSubstitutions.
-const SUBSTITUTIONS: [&str; 8] = [
-    "GuardFunctionArn",
-    "RankingFunctionArn",
-    "ItemFunctionArn",
-    "GenreFunctionArn",
-    "TagFunctionArn",
-    "IsActiveFunctionArn",
-    "NotifyFunctionArn",
-    "GuardMaxWaits",
-];
-
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -46,12 +34,20 @@ fn text() -> String {
     std::fs::read_to_string(repo().join("statemachine/jobnet.asl.json")).unwrap()
 }
 
+/// The substitution names: statemachine/substitutions.json, the one list (the template,
+/// the local runner, these tests and the scripts read it).
+fn substitution_names() -> Vec<String> {
+    let text = std::fs::read_to_string(repo().join("statemachine/substitutions.json")).unwrap();
+    let map: serde_json::Map<String, Value> = serde_json::from_str(&text).unwrap();
+    map.keys().cloned().collect()
+}
+
 /// As SAM would substitute it.
 fn substituted() -> String {
-    let subs: HashMap<String, String> = SUBSTITUTIONS
+    let subs: HashMap<String, String> = substitution_names()
         .iter()
         .map(|n| {
-            let v = if *n == "GuardMaxWaits" {
+            let v = if n == "GuardMaxWaits" {
                 "10".to_string()
             } else {
                 format!("arn:aws:lambda:ap-northeast-1:123456789012:function:icx-dev-{n}")
@@ -72,7 +68,7 @@ fn placeholders_are_exactly_the_template_substitutions() {
         found.insert(rest[i + 2..i + end].to_string());
         rest = &rest[i + end..];
     }
-    let want: BTreeSet<String> = SUBSTITUTIONS.iter().map(|s| s.to_string()).collect();
+    let want: BTreeSet<String> = substitution_names().into_iter().collect();
     assert_eq!(found, want);
 }
 

@@ -28,15 +28,14 @@ pub type RunFn = for<'a> fn(
     Option<SystemTime>,
 ) -> BoxFuture<'a, Result<JobOutput, JobError>>;
 
-/// One job: its names everywhere and how it runs.
+/// One job: its names everywhere and how it runs. (Its function's substitution in the
+/// definition is `<state>FunctionArn`, listed in statemachine/substitutions.json.)
 pub struct JobSpec {
     pub job: Job,
     /// In the ledger (`etl_job_runs.job`), raw-store keys, events and the CLI.
     pub name: &'static str,
     /// Its Task state in statemachine/jobnet.asl.json.
     pub state: &'static str,
-    /// The template's DefinitionSubstitution for its function's ARN.
-    pub function_arn: &'static str,
     /// Where a manual rerun or a resumed run starts to get this job done (the
     /// definition's `Route` Choice): jobs sharing a stage run in parallel.
     pub stage: &'static str,
@@ -54,7 +53,6 @@ pub const JOBS: [JobSpec; 5] = [
         job: Job::Ranking,
         name: "ranking",
         state: "Ranking",
-        function_arn: "RankingFunctionArn",
         stage: "ranking",
         result_path: &["ranking"],
         fetches: true,
@@ -69,7 +67,6 @@ pub const JOBS: [JobSpec; 5] = [
         job: Job::Item,
         name: "item",
         state: "Item",
-        function_arn: "ItemFunctionArn",
         stage: "item",
         result_path: &["item"],
         fetches: true,
@@ -86,7 +83,6 @@ pub const JOBS: [JobSpec; 5] = [
         job: Job::Genre,
         name: "genre",
         state: "Genre",
-        function_arn: "GenreFunctionArn",
         stage: "genre_tag",
         result_path: &["genre_tag", "genre"],
         fetches: true,
@@ -99,7 +95,6 @@ pub const JOBS: [JobSpec; 5] = [
         job: Job::Tag,
         name: "tag",
         state: "Tag",
-        function_arn: "TagFunctionArn",
         stage: "genre_tag",
         result_path: &["genre_tag", "tag"],
         fetches: true,
@@ -112,7 +107,6 @@ pub const JOBS: [JobSpec; 5] = [
         job: Job::IsActive,
         name: "is_active",
         state: "IsActive",
-        function_arn: "IsActiveFunctionArn",
         stage: "is_active",
         result_path: &["is_active"],
         fetches: false,
@@ -208,5 +202,23 @@ mod tests {
         assert!(JOBS
             .iter()
             .all(|s| s.state.to_lowercase().replace('_', "") == s.name.replace('_', "")));
+    }
+
+    /// Each job's function is a substitution of the definition, named `<State>FunctionArn`,
+    /// whose local value (the function the local runner calls) is the job's name.
+    #[test]
+    fn every_job_is_a_substitution_of_the_definition() {
+        let subs: std::collections::HashMap<String, String> =
+            serde_json::from_str(include_str!("../../../../statemachine/substitutions.json"))
+                .unwrap();
+        for s in &JOBS {
+            assert_eq!(
+                subs.get(&format!("{}FunctionArn", s.state))
+                    .map(String::as_str),
+                Some(s.name),
+                "{}",
+                s.name
+            );
+        }
     }
 }
