@@ -238,14 +238,14 @@ async fn find(
         }
         date = date.succ_opt().expect("date in range");
     }
-    let order = |job: &str| ranking_order(job);
+    let order = |job: &str| jobnet_order(job);
     found.sort_by(|(ka, a), (kb, b)| {
         (a.created_at, order(&a.job), ka).cmp(&(b.created_at, order(&b.job), kb))
     });
     Ok((found, bad))
 }
 
-fn ranking_order(job: &str) -> usize {
+fn jobnet_order(job: &str) -> usize {
     Job::all()
         .position(|j| j.as_str() == job)
         .unwrap_or(usize::MAX)
