@@ -120,7 +120,9 @@ if want startup; then
     bins="old($OLD_REV)=$old_bin $bins"
   fi
   # e.g. BENCH_EXTRA_BINS="nojitter=/tmp/t/release/ranking": more binaries side by side.
-  bins="$bins ${BENCH_EXTRA_BINS:-}"
+  for extra in ${BENCH_EXTRA_BINS:-}; do
+    if [ -x "${extra#*=}" ]; then bins="$bins $extra"; else echo "skipping $extra: not built" >&2; fi
+  done
   say "process start to first request (benches/startup.rs)"
   BENCH_BINS="$bins" cargo bench -q --bench startup 2>/dev/null | tee "$WORK/startup.txt"
   grep -A4 '^process start to first' "$WORK/startup.txt" >> "$SUMMARY" || true
