@@ -466,6 +466,7 @@ impl Config {
             Ok(p)
         };
 
+        let default_paths = rakuten_client::Endpoints::default();
         let application_id = secret("RAKUTEN_APPLICATION_ID")?;
         let access_key = secret("RAKUTEN_ACCESS_KEY")?;
         if env != AppEnv::Local {
@@ -497,22 +498,11 @@ impl Config {
 
         let rakuten = RakutenSettings {
             base_url,
-            ranking_path: path(
-                "RAKUTEN_RANKING_PATH",
-                "/ichibaranking/api/IchibaItem/Ranking/20220601",
-            )?,
-            item_search_path: path(
-                "RAKUTEN_ITEM_SEARCH_PATH",
-                "/ichibams/api/IchibaItem/Search/20220601",
-            )?,
-            genre_search_path: path(
-                "RAKUTEN_GENRE_SEARCH_PATH",
-                "/ichibagt/api/IchibaGenre/Search/20170711",
-            )?,
-            tag_search_path: path(
-                "RAKUTEN_TAG_SEARCH_PATH",
-                "/ichibagt/api/IchibaTag/Search/20140222",
-            )?,
+            // The paths and versions the client knows (rakuten_client::Endpoints).
+            ranking_path: path("RAKUTEN_RANKING_PATH", &default_paths.ranking)?,
+            item_search_path: path("RAKUTEN_ITEM_SEARCH_PATH", &default_paths.item_search)?,
+            genre_search_path: path("RAKUTEN_GENRE_SEARCH_PATH", &default_paths.genre_search)?,
+            tag_search_path: path("RAKUTEN_TAG_SEARCH_PATH", &default_paths.tag_search)?,
             application_id,
             access_key,
             affiliate_id: secret("RAKUTEN_AFFILIATE_ID")?,
@@ -963,6 +953,20 @@ mod tests {
                 VARIABLES.iter().any(|(v, _)| *v == name),
                 "{name} not in VARIABLES"
             );
+        }
+    }
+
+    #[test]
+    fn the_help_names_the_paths_the_client_uses() {
+        let e = rakuten_client::Endpoints::default();
+        for (name, path) in [
+            ("RAKUTEN_RANKING_PATH", e.ranking),
+            ("RAKUTEN_ITEM_SEARCH_PATH", e.item_search),
+            ("RAKUTEN_GENRE_SEARCH_PATH", e.genre_search),
+            ("RAKUTEN_TAG_SEARCH_PATH", e.tag_search),
+        ] {
+            let help = VARIABLES.iter().find(|(n, _)| *n == name).unwrap().1;
+            assert!(help.contains(&path), "{name}: {help}");
         }
     }
 
