@@ -43,28 +43,19 @@ fn state_err(state: &str, field: &str, message: impl Into<String>) -> Definition
     }
 }
 
-/// The fields each supported state type may have besides `Type` and `Comment`. The I/O
-/// fields (InputPath, Parameters, ResultSelector, ResultPath, OutputPath) are one shared
-/// pipeline, so they are accepted wherever the States language allows them.
+/// The fields each supported state type may have besides `Type` and `Comment`: those the
+/// jobnet uses, plus the rest of the I/O pipeline (InputPath, Parameters, ResultSelector,
+/// ResultPath, OutputPath) where the States language allows it, since that pipeline is one
+/// piece of code shared by every state type (`pipeline.rs`).
+#[rustfmt::skip]
 fn supported_fields(type_name: &str) -> Option<&'static [&'static str]> {
-    const IO: [&str; 5] = [
-        "InputPath",
-        "OutputPath",
-        "Parameters",
-        "ResultSelector",
-        "ResultPath",
-    ];
     Some(match type_name {
-        "Task" => &[
-            "Resource", "Next", "End", IO[0], IO[1], IO[2], IO[3], IO[4], "Retry", "Catch",
-        ],
-        "Parallel" => &[
-            "Branches", "Next", "End", IO[0], IO[1], IO[2], IO[3], IO[4], "Retry", "Catch",
-        ],
-        "Pass" => &["Result", "Next", "End", IO[0], IO[1], IO[2], IO[4]],
-        "Wait" => &["Seconds", "Next", "End", IO[0], IO[1]],
-        "Choice" => &["Choices", "Default", IO[0], IO[1]],
-        "Succeed" => &[IO[0], IO[1]],
+        "Task" => &["Resource", "Next", "End", "InputPath", "Parameters", "ResultSelector", "ResultPath", "OutputPath", "Retry", "Catch"],
+        "Parallel" => &["Branches", "Next", "End", "InputPath", "Parameters", "ResultSelector", "ResultPath", "OutputPath", "Retry", "Catch"],
+        "Pass" => &["Result", "Next", "End", "InputPath", "Parameters", "ResultPath", "OutputPath"],
+        "Wait" => &["Seconds", "Next", "End", "InputPath", "OutputPath"],
+        "Choice" => &["Choices", "Default", "InputPath", "OutputPath"],
+        "Succeed" => &["InputPath", "OutputPath"],
         "Fail" => &["ErrorPath", "CausePath"],
         _ => return None,
     })
