@@ -208,6 +208,22 @@ async fn a_ranking_rebuilt_on_every_read_is_incomplete_with_the_reason_and_fails
             Some("mixed_build".into())
         )
     );
+    // `collector runs show` says it too.
+    let run_id: Uuid = c
+        .query_one("SELECT run_id FROM etl_runs", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let run = collector_core::db::history::run(&c, run_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        run.jobs[0].quality[0]
+            .starts_with("genre 0 daily: SEVERE mixed_build: ranking rebuilt while read"),
+        "{:?}",
+        run.jobs[0].quality
+    );
 }
 
 /// The same item at two ranks of one snapshot is a severe finding. The API has not been

@@ -226,6 +226,9 @@ fn print_run(
         if let (Some(t), Some(m)) = (&j.error_type, &j.error_message) {
             println!("           error [{t}]: {m}");
         }
+        for q in &j.quality {
+            println!("           quality: {q}");
+        }
     }
     if !failures.is_empty() {
         println!("\nfailures (latest attempt of each job), by kind:");

@@ -44,6 +44,9 @@ pub struct JobRecord {
     pub manifest_key: Option<String>,
     pub error_type: Option<String>,
     pub error_message: Option<String>,
+    /// Quality findings the job recorded in its output (Ranking), one line each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub quality: Vec<String>,
 }
 
 /// Failures of one kind in a run: how many, and a few examples.
@@ -71,7 +74,8 @@ const RUN_COLUMNS: &str = "r.run_id, r.env, r.run_date, r.trigger, r.status, r.s
      (SELECT count(*) FROM rakuten_ranking_snapshots s WHERE s.snapshot_date = r.run_date AND s.stale)";
 
 const JOB_COLUMNS: &str = "run_id, job, status, attempt, invocations, duration_ms, attempted, failed,
-     failure_rate, requests, retries, throttled, rows_inserted, rows_updated, manifest_key, error_type, error_message";
+     failure_rate, requests, retries, throttled, rows_inserted, rows_updated, manifest_key, error_type, error_message,
+     output->'quality'";
 
 /// The newest `limit` runs of `env`, newest first, with their job runs.
 pub async fn recent_runs(
@@ -218,5 +222,12 @@ fn job_of(j: &tokio_postgres::Row) -> JobRecord {
         manifest_key: j.get(14),
         error_type: j.get(15),
         error_message: j.get(16),
+        quality: j
+            .get::<_, Option<serde_json::Value>>(17)
+            .and_then(|v| serde_json::from_value::<Vec<crate::jobs::ranking::Finding>>(v).ok())
+            .unwrap_or_default()
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
     }
 }
