@@ -67,7 +67,6 @@ impl AppContext {
                 .into());
             }
         };
-        warm_up_crypto();
         let db = Arc::new(Mutex::new(None));
         let pacer = config.rakuten.shared_budget.then(|| {
             Arc::new(PgPacer::sharing(
@@ -137,26 +136,6 @@ impl AppContext {
             }
         }
     }
-}
-
-/// Seeds the TLS library's random generator on a thread of its own while the context
-/// is built. aws-lc seeds it from CPU jitter entropy once per process, tens of
-/// milliseconds of CPU that the first TLS handshake (PostgreSQL with `sslmode=require`,
-/// or the first HTTPS request) would otherwise wait for; here it overlaps with loading
-/// the HTTP client's root certificates. (`AWS_LC_SYS_NO_JITTER_ENTROPY=1` at build time
-/// removes the cost instead: docs/performance.md.)
-fn warm_up_crypto() {
-    use std::sync::Once;
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let _ = std::thread::Builder::new()
-            .name("rng-warm-up".into())
-            .spawn(|| {
-                let provider = rustls::crypto::aws_lc_rs::default_provider();
-                let mut seed = [0u8; 1];
-                let _ = provider.secure_random.fill(&mut seed);
-            });
-    });
 }
 
 /// A step run inside [`AppContext::transact`].
