@@ -22,11 +22,11 @@ use async_trait::async_trait;
 use chrono::{NaiveDate, Utc};
 use clap::Args;
 use collector_core::config::{AppEnv, Config};
-use collector_core::db::ledger::{self, Job};
+use collector_core::db::ledger;
 use collector_core::db::Db;
 use collector_core::jobs::guard::{self, GuardRequest, LocalLock};
 use collector_core::jobs::notify::{self, Notifier};
-use collector_core::jobs::{self, AppContext, JobError, JobOutput};
+use collector_core::jobs::{self, AppContext, Job, JobError, JobOutput};
 use indicatif::{ProgressBar, ProgressStyle};
 use rakuten_sandbox::SandboxHandle;
 use serde_json::{json, Value};
@@ -37,19 +37,10 @@ const EMBEDDED_DEFINITION: &str = include_str!("../../../statemachine/jobnet.asl
 const DEFINITION_PATH: &str = "statemachine/jobnet.asl.json";
 const LAMBDA_INVOKE: &str = "arn:aws:states:::lambda:invoke";
 
-/// The Task states that run jobs, with the job's label, in jobnet order.
-const JOB_STATES: [(&str, &str); 5] = [
-    ("Ranking", "ranking"),
-    ("Item", "item"),
-    ("Genre", "genre"),
-    ("Tag", "tag"),
-    ("IsActive", "is_active"),
-];
-
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// Start at this job (a manual rerun; with --run-id, inside that run)
-    #[arg(long, value_parser = ["ranking", "item", "genre_tag", "is_active"])]
+    #[arg(long, value_parser = guard::START_AT)]
     pub start_at: Option<String>,
     /// Resume this existing run instead of opening a new one
     #[arg(long)]
@@ -241,20 +232,12 @@ fn load_definition(path: Option<&Path>) -> Result<(String, String), String> {
     ))
 }
 
-/// `DefinitionSubstitutions` for local execution: function names the handler knows.
+/// `DefinitionSubstitutions` for local execution: statemachine/substitutions.json (the one
+/// list: each function's name as the handler knows it), with Guard's wait limit.
 pub fn local_substitutions(guard_max_waits: u32) -> HashMap<String, String> {
-    let mut m: HashMap<String, String> = [
-        ("GuardFunctionArn", "guard"),
-        ("RankingFunctionArn", "ranking"),
-        ("ItemFunctionArn", "item"),
-        ("GenreFunctionArn", "genre"),
-        ("TagFunctionArn", "tag"),
-        ("IsActiveFunctionArn", "is_active"),
-        ("NotifyFunctionArn", "notify"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    let mut m: HashMap<String, String> =
+        serde_json::from_str(include_str!("../../../statemachine/substitutions.json"))
+            .expect("statemachine/substitutions.json is a map of strings");
     m.insert("GuardMaxWaits".into(), guard_max_waits.to_string());
     m
 }
@@ -361,11 +344,9 @@ struct Progress {
     bar: ProgressBar,
 }
 
+/// The job a Task state runs (None for Guard and Notify).
 fn job_label(state: &str) -> Option<&'static str> {
-    JOB_STATES
-        .iter()
-        .find(|(s, _)| *s == state)
-        .map(|(_, j)| *j)
+    jobs::JOBS.iter().find(|s| s.state == state).map(|s| s.name)
 }
 
 impl Observer for Progress {
@@ -458,20 +439,20 @@ struct Row {
 
 fn rows_from_trace(result: &ExecutionResult) -> BTreeMap<usize, (&'static str, Row)> {
     let mut rows: BTreeMap<usize, (&'static str, Row)> = BTreeMap::new();
-    let idx = |name: &str| JOB_STATES.iter().position(|(s, _)| *s == name);
+    let idx = |name: &str| jobs::JOBS.iter().position(|s| s.state == name);
     for e in &result.trace {
         match e {
             TraceEvent::TaskScheduled { name, .. } => {
                 if let Some(i) = idx(name) {
                     rows.entry(i)
-                        .or_insert((JOB_STATES[i].1, Row::default()))
+                        .or_insert((jobs::JOBS[i].name, Row::default()))
                         .1
                         .invocations += 1;
                 }
             }
             TraceEvent::TaskSucceeded { name, output, .. } => {
                 if let Some(i) = idx(name) {
-                    let row = &mut rows.entry(i).or_insert((JOB_STATES[i].1, Row::default())).1;
+                    let row = &mut rows.entry(i).or_insert((jobs::JOBS[i].name, Row::default())).1;
                     if let Some(o) = output
                         .get("Payload")
                         .and_then(|p| serde_json::from_value::<JobOutput>(p.clone()).ok())
@@ -487,7 +468,7 @@ fn rows_from_trace(result: &ExecutionResult) -> BTreeMap<usize, (&'static str, R
             } => {
                 if let Some(i) = idx(name) {
                     rows.entry(i)
-                        .or_insert((JOB_STATES[i].1, Row::default()))
+                        .or_insert((jobs::JOBS[i].name, Row::default()))
                         .1
                         .error = Some((error.clone(), cause.clone()));
                 }
