@@ -452,7 +452,10 @@ fn rows_from_trace(result: &ExecutionResult) -> BTreeMap<usize, (&'static str, R
             }
             TraceEvent::TaskSucceeded { name, output, .. } => {
                 if let Some(i) = idx(name) {
-                    let row = &mut rows.entry(i).or_insert((jobs::JOBS[i].name, Row::default())).1;
+                    let row = &mut rows
+                        .entry(i)
+                        .or_insert((jobs::JOBS[i].name, Row::default()))
+                        .1;
                     if let Some(o) = output
                         .get("Payload")
                         .and_then(|p| serde_json::from_value::<JobOutput>(p.clone()).ok())
