@@ -24,7 +24,8 @@
 use std::time::{Duration, Instant};
 
 use chrono::{Days, NaiveDate, Utc};
-use collector_core::db::ledger::{self, Job, JobRun};
+use collector_core::db::ledger::{self, JobRun};
+use collector_core::jobs::Job;
 use collector_core::jobs::ranking::store::{load_rankings, RankingRow};
 use ichiba_collector_tests::{connect_plain, TestDb};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -7,6 +7,7 @@ use tokio_postgres::{Client, GenericClient};
 use uuid::Uuid;
 
 use super::{lease, DbError, DbResultExt};
+use crate::jobs::Job;
 
 /// Rakuten's calendar: snapshot dates and raw-store folders use Japan time (no DST).
 pub fn jst() -> FixedOffset {
@@ -16,8 +17,6 @@ pub fn jst() -> FixedOffset {
 pub fn jst_date(at: DateTime<Utc>) -> NaiveDate {
     at.with_timezone(&jst()).date_naive()
 }
-
-pub use crate::jobs::Job;
 
 /// A row of `etl_runs`.
 #[derive(Debug, Clone, serde::Serialize)]
