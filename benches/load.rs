@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{Days, NaiveDate, Utc};
 use collector_core::db::ledger::{self, JobRun};
-use collector_core::jobs::Job;
 use collector_core::jobs::ranking::store::{load_rankings, RankingRow};
+use collector_core::jobs::Job;
 use ichiba_collector_tests::{connect_plain, TestDb};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_postgres::Client;

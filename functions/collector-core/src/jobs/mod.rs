@@ -16,9 +16,9 @@ mod output;
 pub mod pipeline;
 pub mod ranking;
 pub mod replay;
+pub mod run_items;
 pub mod staging;
 pub mod tag;
-pub mod run_items;
 
 pub use context::{AppContext, RakutenEndpoint, TxWork};
 pub use dispatch::dispatch;
