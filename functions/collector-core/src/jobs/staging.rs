@@ -6,7 +6,7 @@ use std::pin::Pin;
 
 use sha2::{Digest, Sha256};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::Type;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Transaction;
 
 use super::{JobError, RowCounts};
@@ -59,6 +59,67 @@ pub async fn merge_counts(
         unchanged: staged as i32 - inserted - updated,
         deleted: 0,
     })
+}
+
+/// A table whose rows carry `content_hash`, `saved_at` and `run_id` after their data
+/// columns, loaded by [`load_hashed`].
+pub struct HashedTable {
+    pub table: &'static str,
+    /// The data columns, in the order [`HashedTable`]'s `values` gives them.
+    pub columns: &'static [(&'static str, Type)],
+    /// The conflict target (the primary key), e.g. `genre_id`.
+    pub key: &'static [&'static str],
+}
+
+/// A row's data values, in the order of [`HashedTable::columns`].
+pub type Values<R> = for<'r> fn(&'r R) -> Vec<&'r (dyn ToSql + Sync)>;
+
+/// Loads `rows` into `t` observed at `at` for `run_id`: binary COPY into a staging table,
+/// then one merge that writes a row only when its content hash changed and no later
+/// observation wrote it. Returns inserted / updated / unchanged.
+pub async fn load_hashed<R: serde::Serialize>(
+    tx: &Transaction<'_>,
+    t: &HashedTable,
+    rows: &[R],
+    values: Values<R>,
+    run_id: uuid::Uuid,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<RowCounts, JobError> {
+    let names: Vec<&str> = t.columns.iter().map(|(n, _)| *n).collect();
+    let columns = format!("{}, content_hash, saved_at, run_id", names.join(", "));
+    let mut types: Vec<Type> = t.columns.iter().map(|(_, ty)| ty.clone()).collect();
+    types.extend([Type::BYTEA, Type::TIMESTAMPTZ, Type::UUID]);
+    let stage = format!("stage_{}", t.table);
+    let mut writer = copy_into_stage(tx, t.table, &stage, &columns, &types).await?;
+    for r in rows {
+        let hash = hash_of(r);
+        let mut v = values(r);
+        v.extend([&hash as &(dyn ToSql + Sync), &at, &run_id]);
+        writer.as_mut().write(&v).await?;
+    }
+    writer.as_mut().finish().await?;
+    let set: Vec<String> = names
+        .iter()
+        .copied()
+        .filter(|n| !t.key.contains(n))
+        .chain(["content_hash", "saved_at", "run_id"])
+        .map(|n| format!("{n} = EXCLUDED.{n}"))
+        .collect();
+    merge_counts(
+        tx,
+        &format!(
+            "INSERT INTO {table} AS t ({columns})
+             SELECT {columns} FROM {stage}
+             ON CONFLICT ({key}) DO UPDATE SET {set}
+             WHERE t.content_hash IS DISTINCT FROM EXCLUDED.content_hash AND t.saved_at <= EXCLUDED.saved_at
+             RETURNING (xmax = 0) AS inserted",
+            table = t.table,
+            key = t.key.join(", "),
+            set = set.join(", "),
+        ),
+        rows.len(),
+    )
+    .await
 }
 
 /// Marks `keys` of `entity` ('item', 'genre', 'tag') as fetched at `at`, in one

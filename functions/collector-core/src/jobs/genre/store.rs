@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::db::ledger::JobRun;
 use crate::jobs::run_items::RANKED_ITEMS_CTE;
-use crate::jobs::staging::{copy_into_stage, hash_of, mark_refreshed, merge_counts};
+use crate::jobs::staging::{load_hashed, mark_refreshed, HashedTable};
 use crate::jobs::{JobError, RowCounts};
 
 /// One row of `rakuten_genres`. The hash covers every field here (not `saved_at`/`run_id`).
@@ -52,8 +52,31 @@ pub async fn due_genres(
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
-const GENRE_COLUMNS: &str =
-    "genre_id, name, english_name, level, parent_id, path_ids, path_names, content_hash, saved_at, run_id";
+const GENRES: HashedTable = HashedTable {
+    table: "rakuten_genres",
+    columns: &[
+        ("genre_id", Type::INT8),
+        ("name", Type::TEXT),
+        ("english_name", Type::TEXT),
+        ("level", Type::INT4),
+        ("parent_id", Type::INT8),
+        ("path_ids", Type::INT8_ARRAY),
+        ("path_names", Type::TEXT_ARRAY),
+    ],
+    key: &["genre_id"],
+};
+
+fn genre_values(r: &GenreRow) -> Vec<&(dyn ToSql + Sync)> {
+    vec![
+        &r.genre_id,
+        &r.name,
+        &r.english_name,
+        &r.level,
+        &r.parent_id,
+        &r.path_ids,
+        &r.path_names,
+    ]
+}
 
 /// Loads genre rows (one per id) observed at `at`; a genre whose hash is unchanged, or
 /// that a later observation saved, is not rewritten.
@@ -63,55 +86,7 @@ pub async fn load_genres(
     rows: &[GenreRow],
     at: DateTime<Utc>,
 ) -> Result<RowCounts, JobError> {
-    let now = at;
-    let types = [
-        Type::INT8,
-        Type::TEXT,
-        Type::TEXT,
-        Type::INT4,
-        Type::INT8,
-        Type::INT8_ARRAY,
-        Type::TEXT_ARRAY,
-        Type::BYTEA,
-        Type::TIMESTAMPTZ,
-        Type::UUID,
-    ];
-    let mut writer =
-        copy_into_stage(tx, "rakuten_genres", "stage_genres", GENRE_COLUMNS, &types).await?;
-    for r in rows {
-        let hash = hash_of(r);
-        let values: [&(dyn ToSql + Sync); 10] = [
-            &r.genre_id,
-            &r.name,
-            &r.english_name,
-            &r.level,
-            &r.parent_id,
-            &r.path_ids,
-            &r.path_names,
-            &hash,
-            &now,
-            &job_run.run.run_id,
-        ];
-        writer.as_mut().write(&values).await?;
-    }
-    writer.as_mut().finish().await?;
-
-    let counts = merge_counts(
-        tx,
-        &format!(
-            "INSERT INTO rakuten_genres AS t ({GENRE_COLUMNS})
-             SELECT {GENRE_COLUMNS} FROM stage_genres
-             ON CONFLICT (genre_id) DO UPDATE SET
-                 name = EXCLUDED.name, english_name = EXCLUDED.english_name, level = EXCLUDED.level,
-                 parent_id = EXCLUDED.parent_id, path_ids = EXCLUDED.path_ids,
-                 path_names = EXCLUDED.path_names, content_hash = EXCLUDED.content_hash,
-                 saved_at = EXCLUDED.saved_at, run_id = EXCLUDED.run_id
-             WHERE t.content_hash IS DISTINCT FROM EXCLUDED.content_hash AND t.saved_at <= EXCLUDED.saved_at
-             RETURNING (xmax = 0) AS inserted"
-        ),
-        rows.len(),
-    )
-    .await?;
+    let counts = load_hashed(tx, &GENRES, rows, genre_values, job_run.run.run_id, at).await?;
     let keys: Vec<String> = rows.iter().map(|r| r.genre_id.to_string()).collect();
     mark_refreshed(tx, "genre", &keys, at).await?;
     Ok(counts)

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::db::ledger::JobRun;
 use crate::jobs::run_items::RANKED_ITEMS_CTE;
-use crate::jobs::staging::{copy_into_stage, hash_of, mark_refreshed, merge_counts};
+use crate::jobs::staging::{load_hashed, mark_refreshed, HashedTable};
 use crate::jobs::{JobError, RowCounts};
 
 /// One row of `rakuten_tag_groups`.
@@ -56,103 +56,51 @@ pub async fn due_tags(
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
-/// Loads tag groups; a group whose hash is unchanged is not rewritten.
+const TAG_GROUPS: HashedTable = HashedTable {
+    table: "rakuten_tag_groups",
+    columns: &[("tag_group_id", Type::INT8), ("name", Type::TEXT)],
+    key: &["tag_group_id"],
+};
+
+const TAGS: HashedTable = HashedTable {
+    table: "rakuten_tags",
+    columns: &[
+        ("tag_id", Type::INT8),
+        ("name", Type::TEXT),
+        ("tag_group_id", Type::INT8),
+        ("parent_tag_id", Type::INT8),
+    ],
+    key: &["tag_id"],
+};
+
+fn group_values(r: &TagGroupRow) -> Vec<&(dyn ToSql + Sync)> {
+    vec![&r.tag_group_id, &r.name]
+}
+
+fn tag_values(r: &TagRow) -> Vec<&(dyn ToSql + Sync)> {
+    vec![&r.tag_id, &r.name, &r.tag_group_id, &r.parent_tag_id]
+}
+
+/// Loads tag groups observed at `at`; a group whose hash is unchanged, or that a later
+/// observation saved, is not rewritten.
 pub async fn load_tag_groups(
     tx: &Transaction<'_>,
     job_run: &JobRun,
     rows: &[TagGroupRow],
     at: DateTime<Utc>,
 ) -> Result<RowCounts, JobError> {
-    const COLUMNS: &str = "tag_group_id, name, content_hash, saved_at, run_id";
-    let now = at;
-    let types = [
-        Type::INT8,
-        Type::TEXT,
-        Type::BYTEA,
-        Type::TIMESTAMPTZ,
-        Type::UUID,
-    ];
-    let mut writer = copy_into_stage(
-        tx,
-        "rakuten_tag_groups",
-        "stage_tag_groups",
-        COLUMNS,
-        &types,
-    )
-    .await?;
-    for r in rows {
-        let hash = hash_of(r);
-        let values: [&(dyn ToSql + Sync); 5] =
-            [&r.tag_group_id, &r.name, &hash, &now, &job_run.run.run_id];
-        writer.as_mut().write(&values).await?;
-    }
-    writer.as_mut().finish().await?;
-    merge_counts(
-        tx,
-        &format!(
-            "INSERT INTO rakuten_tag_groups AS t ({COLUMNS})
-             SELECT {COLUMNS} FROM stage_tag_groups
-             ON CONFLICT (tag_group_id) DO UPDATE SET
-                 name = EXCLUDED.name, content_hash = EXCLUDED.content_hash,
-                 saved_at = EXCLUDED.saved_at, run_id = EXCLUDED.run_id
-             WHERE t.content_hash IS DISTINCT FROM EXCLUDED.content_hash AND t.saved_at <= EXCLUDED.saved_at
-             RETURNING (xmax = 0) AS inserted"
-        ),
-        rows.len(),
-    )
-    .await
+    load_hashed(tx, &TAG_GROUPS, rows, group_values, job_run.run.run_id, at).await
 }
 
 /// Loads tags (their groups must be loaded first) and marks them refreshed; a tag whose
-/// hash is unchanged is not rewritten.
+/// hash is unchanged, or that a later observation saved, is not rewritten.
 pub async fn load_tags(
     tx: &Transaction<'_>,
     job_run: &JobRun,
     rows: &[TagRow],
     at: DateTime<Utc>,
 ) -> Result<RowCounts, JobError> {
-    const COLUMNS: &str =
-        "tag_id, name, tag_group_id, parent_tag_id, content_hash, saved_at, run_id";
-    let now = at;
-    let types = [
-        Type::INT8,
-        Type::TEXT,
-        Type::INT8,
-        Type::INT8,
-        Type::BYTEA,
-        Type::TIMESTAMPTZ,
-        Type::UUID,
-    ];
-    let mut writer = copy_into_stage(tx, "rakuten_tags", "stage_tags", COLUMNS, &types).await?;
-    for r in rows {
-        let hash = hash_of(r);
-        let values: [&(dyn ToSql + Sync); 7] = [
-            &r.tag_id,
-            &r.name,
-            &r.tag_group_id,
-            &r.parent_tag_id,
-            &hash,
-            &now,
-            &job_run.run.run_id,
-        ];
-        writer.as_mut().write(&values).await?;
-    }
-    writer.as_mut().finish().await?;
-    let counts = merge_counts(
-        tx,
-        &format!(
-            "INSERT INTO rakuten_tags AS t ({COLUMNS})
-             SELECT {COLUMNS} FROM stage_tags
-             ON CONFLICT (tag_id) DO UPDATE SET
-                 name = EXCLUDED.name, tag_group_id = EXCLUDED.tag_group_id,
-                 parent_tag_id = EXCLUDED.parent_tag_id, content_hash = EXCLUDED.content_hash,
-                 saved_at = EXCLUDED.saved_at, run_id = EXCLUDED.run_id
-             WHERE t.content_hash IS DISTINCT FROM EXCLUDED.content_hash AND t.saved_at <= EXCLUDED.saved_at
-             RETURNING (xmax = 0) AS inserted"
-        ),
-        rows.len(),
-    )
-    .await?;
+    let counts = load_hashed(tx, &TAGS, rows, tag_values, job_run.run.run_id, at).await?;
     let keys: Vec<String> = rows.iter().map(|r| r.tag_id.to_string()).collect();
     mark_refreshed(tx, "tag", &keys, at).await?;
     Ok(counts)

@@ -8,7 +8,7 @@ use tokio_postgres::Transaction;
 
 use crate::config::RankingTarget;
 use crate::db::ledger::JobRun;
-use crate::jobs::staging::{copy_into_stage, hash_of, merge_counts};
+use crate::jobs::staging::{copy_into_stage, hash_of, load_hashed, merge_counts, HashedTable};
 use crate::jobs::{JobError, RowCounts};
 
 mod snapshots;
@@ -57,10 +57,6 @@ impl RankingRow {
             shop_code: it.shop_code.clone(),
             item_genre_id: it.genre_id,
         }
-    }
-
-    fn content_hash(&self) -> Vec<u8> {
-        hash_of(self)
     }
 }
 
@@ -121,8 +117,43 @@ impl ItemRow {
     }
 }
 
-const RANKING_COLUMNS: &str = "snapshot_date, ranking_genre_id, period, rank, item_code, item_name, item_price, review_count, \
-     review_average, point_rate, availability, shop_code, item_genre_id, content_hash, run_id, saved_at";
+const RANKINGS: HashedTable = HashedTable {
+    table: "rakuten_rankings",
+    columns: &[
+        ("snapshot_date", Type::DATE),
+        ("ranking_genre_id", Type::INT8),
+        ("period", Type::TEXT),
+        ("rank", Type::INT4),
+        ("item_code", Type::TEXT),
+        ("item_name", Type::TEXT),
+        ("item_price", Type::INT8),
+        ("review_count", Type::INT8),
+        ("review_average", Type::FLOAT8),
+        ("point_rate", Type::INT4),
+        ("availability", Type::INT2),
+        ("shop_code", Type::TEXT),
+        ("item_genre_id", Type::INT8),
+    ],
+    key: &["snapshot_date", "ranking_genre_id", "period", "rank"],
+};
+
+fn ranking_values(r: &RankingRow) -> Vec<&(dyn ToSql + Sync)> {
+    vec![
+        &r.snapshot_date,
+        &r.ranking_genre_id,
+        &r.period,
+        &r.rank,
+        &r.item_code,
+        &r.item_name,
+        &r.item_price,
+        &r.review_count,
+        &r.review_average,
+        &r.point_rate,
+        &r.availability,
+        &r.shop_code,
+        &r.item_genre_id,
+    ]
+}
 
 /// Loads the snapshot rows observed at `at` (now, or when a replayed body was fetched);
 /// for `complete` targets (genre, period, max rank) deletes ranks beyond the newest fetch
@@ -136,73 +167,8 @@ pub async fn load_rankings(
     at: DateTime<Utc>,
 ) -> Result<RowCounts, JobError> {
     let now = at;
-    let types = [
-        Type::DATE,
-        Type::INT8,
-        Type::TEXT,
-        Type::INT4,
-        Type::TEXT,
-        Type::TEXT,
-        Type::INT8,
-        Type::INT8,
-        Type::FLOAT8,
-        Type::INT4,
-        Type::INT2,
-        Type::TEXT,
-        Type::INT8,
-        Type::BYTEA,
-        Type::UUID,
-        Type::TIMESTAMPTZ,
-    ];
-    let mut writer = copy_into_stage(
-        tx,
-        "rakuten_rankings",
-        "stage_rankings",
-        RANKING_COLUMNS,
-        &types,
-    )
-    .await?;
-    for r in rows {
-        let hash = r.content_hash();
-        let values: [&(dyn ToSql + Sync); 16] = [
-            &r.snapshot_date,
-            &r.ranking_genre_id,
-            &r.period,
-            &r.rank,
-            &r.item_code,
-            &r.item_name,
-            &r.item_price,
-            &r.review_count,
-            &r.review_average,
-            &r.point_rate,
-            &r.availability,
-            &r.shop_code,
-            &r.item_genre_id,
-            &hash,
-            &job_run.run.run_id,
-            &now,
-        ];
-        writer.as_mut().write(&values).await?;
-    }
-    writer.as_mut().finish().await?;
-
-    let mut counts = merge_counts(
-        tx,
-        &format!(
-            "INSERT INTO rakuten_rankings AS t ({RANKING_COLUMNS})
-             SELECT {RANKING_COLUMNS} FROM stage_rankings
-             ON CONFLICT (snapshot_date, ranking_genre_id, period, rank) DO UPDATE SET
-                 item_code = EXCLUDED.item_code, item_name = EXCLUDED.item_name, item_price = EXCLUDED.item_price,
-                 review_count = EXCLUDED.review_count, review_average = EXCLUDED.review_average,
-                 point_rate = EXCLUDED.point_rate, availability = EXCLUDED.availability,
-                 shop_code = EXCLUDED.shop_code, item_genre_id = EXCLUDED.item_genre_id,
-                 content_hash = EXCLUDED.content_hash, run_id = EXCLUDED.run_id, saved_at = EXCLUDED.saved_at
-             WHERE t.content_hash IS DISTINCT FROM EXCLUDED.content_hash AND t.saved_at <= EXCLUDED.saved_at
-             RETURNING (xmax = 0) AS inserted"
-        ),
-        rows.len(),
-    )
-    .await?;
+    let mut counts =
+        load_hashed(tx, &RANKINGS, rows, ranking_values, job_run.run.run_id, at).await?;
 
     if !complete.is_empty() {
         let genres: Vec<i64> = complete.iter().map(|c| c.0).collect();
