@@ -180,7 +180,6 @@ pub async fn run_job<F, Fut>(
     ctx: &AppContext,
     run_id: Option<Uuid>,
     job: Job,
-    threshold: f64,
     may_open: bool,
     work: F,
 ) -> Result<JobOutput, JobError>
@@ -188,6 +187,8 @@ where
     F: FnOnce(JobRun) -> Fut,
     Fut: std::future::Future<Output = Result<JobOutput, JobError>>,
 {
+    // The threshold recorded with the job run is the job table's.
+    let threshold = (job.spec().threshold)(&ctx.config);
     let started = start(ctx, run_id, job, threshold, may_open).await?;
     // The job's own request counters, even when another job shares the client.
     let scope = StatsScope::default();

@@ -31,12 +31,10 @@ const CONCURRENCY: usize = 4;
 
 /// Runs the Genre job in an existing run. The one entry point for the Lambda and the CLI.
 pub async fn run(ctx: &AppContext, input: RunInput) -> Result<JobOutput, JobError> {
-    let threshold = ctx.config.genre_failure_threshold;
     lifecycle::run_job(
         ctx,
         Some(input.run_id),
         Job::Genre,
-        threshold,
         false,
         |job_run| async move { execute(ctx, &job_run).await },
     )

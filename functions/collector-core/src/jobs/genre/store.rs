@@ -8,7 +8,7 @@ use tokio_postgres::{GenericClient, Transaction};
 use uuid::Uuid;
 
 use crate::db::ledger::JobRun;
-use crate::jobs::run_items::RANKED_ITEMS_CTE;
+use crate::jobs::run_items::due_ids;
 use crate::jobs::staging::{load_hashed, mark_refreshed, HashedTable};
 use crate::jobs::{JobError, RowCounts};
 
@@ -32,24 +32,8 @@ pub async fn due_genres(
     run_id: Uuid,
     refresh_days: u32,
 ) -> Result<Vec<i64>, JobError> {
-    let days = refresh_days as i32;
-    let rows = client
-        .query(
-            &format!(
-                "WITH {RANKED_ITEMS_CTE}
-                 SELECT DISTINCT i.genre_id
-                 FROM rakuten_items i JOIN ranked USING (item_code)
-                 WHERE i.genre_id > 0
-                   AND NOT EXISTS (
-                       SELECT 1 FROM etl_refresh f
-                       WHERE f.entity = 'genre' AND f.key = i.genre_id::text
-                         AND f.checked_at > now() - make_interval(days => $2))
-                 ORDER BY 1"
-            ),
-            &[&run_id, &days],
-        )
-        .await?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    let ids = "i.genre_id AS id FROM rakuten_items i JOIN ranked USING (item_code)";
+    due_ids(client, run_id, refresh_days, "genre", ids).await
 }
 
 const GENRES: HashedTable = HashedTable {

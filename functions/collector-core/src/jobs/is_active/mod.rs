@@ -23,7 +23,6 @@ pub async fn run(ctx: &AppContext, input: RunInput) -> Result<JobOutput, JobErro
         ctx,
         Some(input.run_id),
         Job::IsActive,
-        0.0,
         false,
         |job_run| async move { execute(ctx, &job_run).await },
     )

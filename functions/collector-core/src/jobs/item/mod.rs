@@ -34,12 +34,10 @@ pub async fn run(
     input: RunInput,
     stop_at: Option<SystemTime>,
 ) -> Result<JobOutput, JobError> {
-    let threshold = ctx.config.item.failure_threshold;
     lifecycle::run_job(
         ctx,
         Some(input.run_id),
         Job::Item,
-        threshold,
         false,
         |job_run| async move { execute(ctx, &job_run, stop_at).await },
     )

@@ -59,12 +59,10 @@ const MAX_READS: u32 = 3;
 
 /// Runs the Ranking job. The one entry point for the Lambda and the CLI.
 pub async fn run(ctx: &AppContext, input: RankingInput) -> Result<JobOutput, JobError> {
-    let threshold = ctx.config.ranking_failure_threshold;
     lifecycle::run_job(
         ctx,
         input.run_id,
         Job::Ranking,
-        threshold,
         true,
         |job_run| async move {
             tracing::info!(

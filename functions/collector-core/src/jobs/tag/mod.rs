@@ -30,12 +30,10 @@ const CONCURRENCY: usize = 4;
 
 /// Runs the Tag job in an existing run. The one entry point for the Lambda and the CLI.
 pub async fn run(ctx: &AppContext, input: RunInput) -> Result<JobOutput, JobError> {
-    let threshold = ctx.config.tag_failure_threshold;
     lifecycle::run_job(
         ctx,
         Some(input.run_id),
         Job::Tag,
-        threshold,
         false,
         |job_run| async move { execute(ctx, &job_run).await },
     )
