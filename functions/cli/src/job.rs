@@ -6,9 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use clap::Args;
 use collector_core::config::{AppEnv, Config};
-use collector_core::db;
-use collector_core::jobs::ranking::{self, RankingInput};
-use collector_core::jobs::{self, is_active, item, JobOutput, RunInput};
+use collector_core::db::{self, ledger};
+use collector_core::jobs::{self, Job, JobOutput};
 use collector_core::jobs::{AppContext, JobError, RakutenEndpoint};
 use collector_core::secrets::{self, Secrets};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -20,8 +19,8 @@ use crate::OutputFormat;
 
 #[derive(Args, Debug)]
 pub struct JobArgs {
-    /// Work in this existing run (default: ranking opens a new run; item and is-active use
-    /// the newest run of the environment)
+    /// Work in this existing run (default: ranking opens a new run; the other jobs use the
+    /// newest run of the environment, named on stderr)
     #[arg(long)]
     pub run_id: Option<Uuid>,
     /// What to print on stdout when the job ends
@@ -127,19 +126,6 @@ pub async fn migrate(config: &Config) -> ExitCode {
     }
 }
 
-pub async fn run_ranking(config: Config, args: JobArgs) -> ExitCode {
-    let pages = config.ranking_targets.len() as u64 * u64::from(config.ranking_max_pages);
-    let run_id = args.run_id;
-    execute(
-        config,
-        args.output,
-        "ranking pages",
-        |_| pages,
-        move |ctx| Box::pin(async move { ranking::run(ctx, RankingInput { run_id }).await }),
-    )
-    .await
-}
-
 /// Options of `collector job item`.
 #[derive(Args, Debug)]
 pub struct ItemArgs {
@@ -151,40 +137,40 @@ pub struct ItemArgs {
     pub budget: Option<u64>,
 }
 
-pub async fn run_item(config: Config, args: ItemArgs) -> ExitCode {
-    let stop_at = args
-        .budget
-        .map(|s| SystemTime::now() + Duration::from_secs(s));
-    let run_id = args.job.run_id;
-    execute(
-        config,
-        args.job.output,
-        "items",
-        |_| 0,
-        move |ctx| {
-            Box::pin(async move {
-                let run_id = resolve_run_id(ctx, run_id).await?;
-                item::run(ctx, RunInput { run_id }, stop_at).await
-            })
-        },
-    )
-    .await
+impl ItemArgs {
+    /// When to stop taking new items (`--budget` from now).
+    pub fn stop_at(&self) -> Option<SystemTime> {
+        self.budget
+            .map(|s| SystemTime::now() + Duration::from_secs(s))
+    }
 }
 
-pub async fn run_is_active(config: Config, args: JobArgs) -> ExitCode {
+/// Runs one job through the job table's door (what its Lambda calls): Ranking opens a new
+/// run unless given one; the others work in `--run-id` or the newest run.
+pub async fn run_job(
+    config: Config,
+    job: Job,
+    args: JobArgs,
+    stop_at: Option<SystemTime>,
+) -> ExitCode {
+    let pages = config.ranking_targets.len() as u64 * u64::from(config.ranking_max_pages);
+    let (label, bar_len) = match job {
+        Job::Ranking => ("ranking pages", pages),
+        Job::Item => ("items", 0),
+        Job::Genre => ("genres", 0),
+        Job::Tag => ("tag batches", 0),
+        Job::IsActive => ("", 0),
+    };
     let run_id = args.run_id;
-    execute(
-        config,
-        args.output,
-        "",
-        |_| 0,
-        move |ctx| {
-            Box::pin(async move {
-                let run_id = resolve_run_id(ctx, run_id).await?;
-                is_active::run(ctx, RunInput { run_id }).await
-            })
-        },
-    )
+    execute(config, args.output, label, bar_len, move |ctx| {
+        Box::pin(async move {
+            let run_id = match job {
+                Job::Ranking => run_id,
+                _ => Some(resolve_run_id(ctx, run_id).await?),
+            };
+            (job.spec().run)(ctx, serde_json::json!({ "run_id": run_id }), stop_at).await
+        })
+    })
     .await
 }
 
@@ -194,16 +180,9 @@ pub async fn resolve_run_id(ctx: &AppContext, run_id: Option<Uuid>) -> Result<Uu
         return Ok(id);
     }
     let guard = ctx.db().await?;
-    let row = guard
-        .as_ref()
-        .expect("connected")
-        .client
-        .query_opt(
-            "SELECT run_id FROM etl_runs WHERE env = $1 ORDER BY started_at DESC LIMIT 1",
-            &[&ctx.config.env.as_str()],
-        )
-        .await?;
-    let id: Uuid = row.map(|r| r.get(0)).ok_or_else(|| {
+    let client = &guard.as_ref().expect("connected").client;
+    let run = ledger::newest_run(client, ctx.config.env.as_str()).await?;
+    let id = run.map(|r| r.run_id).ok_or_else(|| {
         JobError::InvalidInput(format!(
             "no run in env {} yet: run `collector job ranking` first, or pass --run-id",
             ctx.config.env
@@ -221,7 +200,7 @@ async fn execute<F>(
     config: Config,
     output: OutputFormat,
     label: &str,
-    bar_len: impl Fn(&AppContext) -> u64,
+    bar_len: u64,
     work: F,
 ) -> ExitCode
 where
@@ -231,7 +210,7 @@ where
         Ok(v) => v,
         Err(e) => return fail(&e),
     };
-    let progress = progress_bar(&ctx, bar_len(&ctx), label, output);
+    let progress = progress_bar(&ctx, bar_len, label, output);
     let result = work(&ctx).await;
     progress.finish_and_clear();
     if let Some(s) = sandbox {
@@ -282,52 +261,4 @@ fn progress_bar(ctx: &AppContext, len: u64, label: &str, format: OutputFormat) -
         }
     });
     bar
-}
-
-/// Options of `collector job genre` and `collector job tag`.
-#[derive(Args, Debug)]
-pub struct GenreTagArgs {
-    /// The run whose ranked items' genres/tags are refreshed (default: the newest run of
-    /// this env, named on stderr)
-    #[arg(long)]
-    pub run_id: Option<Uuid>,
-    /// What to print on stdout when the job ends
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-    pub output: OutputFormat,
-}
-
-pub async fn run_genre(config: Config, args: GenreTagArgs) -> ExitCode {
-    use collector_core::jobs::genre;
-    let run_id = args.run_id;
-    execute(
-        config,
-        args.output,
-        "genres",
-        |_| 0,
-        move |ctx| {
-            Box::pin(async move {
-                let run_id = resolve_run_id(ctx, run_id).await?;
-                genre::run(ctx, RunInput { run_id }).await
-            })
-        },
-    )
-    .await
-}
-
-pub async fn run_tag(config: Config, args: GenreTagArgs) -> ExitCode {
-    use collector_core::jobs::tag;
-    let run_id = args.run_id;
-    execute(
-        config,
-        args.output,
-        "tag batches",
-        |_| 0,
-        move |ctx| {
-            Box::pin(async move {
-                let run_id = resolve_run_id(ctx, run_id).await?;
-                tag::run(ctx, RunInput { run_id }).await
-            })
-        },
-    )
-    .await
 }

@@ -16,6 +16,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use collector_core::config::{Config, VARIABLES};
+use collector_core::jobs::Job;
 
 #[derive(Parser)]
 #[command(
@@ -99,12 +100,12 @@ enum JobCommand {
     /// within GENRE_REFRESH_DAYS; saves each genre and all its ancestors (name, level,
     /// parent, root-first path) in rakuten_genres. Output: rows.rakuten_genres
     /// (inserted/updated/unchanged), extra.targets; fails above GENRE_FAILURE_THRESHOLD
-    Genre(job::GenreTagArgs),
+    Genre(job::JobArgs),
     /// JOB-T-01: Tag Search (≤ 10 IDs per request) for the tag IDs of this run's items not
     /// fetched within TAG_REFRESH_DAYS; saves rakuten_tag_groups and rakuten_tags. Output:
     /// rows per table, extra.targets, extra.missing (IDs the API did not return); fails
     /// above TAG_FAILURE_THRESHOLD
-    Tag(job::GenreTagArgs),
+    Tag(job::JobArgs),
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -146,21 +147,20 @@ async fn main() -> ExitCode {
     };
     match cli.command {
         Command::Migrate => job::migrate(&config).await,
-        Command::Job {
-            job: JobCommand::Ranking(args),
-        } => job::run_ranking(config, args).await,
-        Command::Job {
-            job: JobCommand::Item(args),
-        } => job::run_item(config, args).await,
-        Command::Job {
-            job: JobCommand::IsActive(args),
-        } => job::run_is_active(config, args).await,
-        Command::Job {
-            job: JobCommand::Genre(args),
-        } => job::run_genre(config, args).await,
-        Command::Job {
-            job: JobCommand::Tag(args),
-        } => job::run_tag(config, args).await,
+        Command::Job { job } => {
+            // Every job through the one door (the job table's `run`), as its Lambda.
+            let (which, args, stop_at) = match job {
+                JobCommand::Ranking(a) => (Job::Ranking, a, None),
+                JobCommand::Item(a) => {
+                    let stop_at = a.stop_at();
+                    (Job::Item, a.job, stop_at)
+                }
+                JobCommand::IsActive(a) => (Job::IsActive, a, None),
+                JobCommand::Genre(a) => (Job::Genre, a, None),
+                JobCommand::Tag(a) => (Job::Tag, a, None),
+            };
+            job::run_job(config, which, args, stop_at).await
+        }
         Command::Sandbox(args) => sandbox::serve(args).await,
         Command::Run(args) => run::run(config, args).await,
         Command::Verify(args) => verify::run(config, args).await,

@@ -1,8 +1,9 @@
 //! Lambda JOB-R-01: the Ranking job. Event: `{"run_id": "<uuid>"}` (optional: a new run
 //! is opened without it). Output: the job's output document. Errors: `FailureRateExceeded`,
-//! `InvalidInput`, `RunNotFound`, `DatabaseError`, `RawStoreError`, `RawObjectConflict`.
+//! `DataQualityFailed`, `InvalidInput`, `RunNotFound`, `DatabaseError`, `RawStoreError`,
+//! `RawObjectConflict`.
 
-use collector_core::jobs::ranking::{self, RankingInput};
+use collector_core::jobs::Job;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -10,9 +11,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         "ranking",
         lambda_common::SecretNeeds::DatabaseAndRakuten,
         |ctx, event, _invocation| async move {
-            let input = RankingInput::from_event(event)?;
-            let output = ranking::run(&ctx, input).await?;
-            Ok(serde_json::to_value(output).expect("output serialises"))
+            collector_core::jobs::dispatch(&ctx, Job::Ranking, event, None).await
         },
     )
     .await

@@ -21,6 +21,8 @@ pub async fn dispatch(
             .map_or(0.0, |d| d.as_secs_f64());
         tracing::debug!(job = %job, deadline_in_s = left, "invocation deadline");
     }
-    let out = (job.spec().run)(ctx, event, deadline).await?;
+    // Time-boxed work (Item) stops taking new units a margin before the deadline.
+    let stop_at = deadline.and_then(|d| d.checked_sub(ctx.config.item.deadline_margin));
+    let out = (job.spec().run)(ctx, event, stop_at).await?;
     Ok(serde_json::to_value(out).expect("output serialises"))
 }

@@ -21,7 +21,8 @@ pub enum Job {
     IsActive,
 }
 
-/// Runs a job from its Lambda-style event; `deadline` bounds time-boxed jobs (Item).
+/// Runs a job from its Lambda-style event; `stop_at` is when a time-boxed job (Item)
+/// stops taking new work.
 pub type RunFn = for<'a> fn(
     &'a AppContext,
     Value,
@@ -71,10 +72,8 @@ pub const JOBS: [JobSpec; 5] = [
         result_path: &["item"],
         fetches: true,
         threshold: |c| c.item.failure_threshold,
-        run: |ctx, event, deadline| {
+        run: |ctx, event, stop_at| {
             Box::pin(async move {
-                // Stop taking new items a margin before the Lambda deadline.
-                let stop_at = deadline.and_then(|d| d.checked_sub(ctx.config.item.deadline_margin));
                 item::run(ctx, RunInput::from_event(Job::Item, event)?, stop_at).await
             })
         },
