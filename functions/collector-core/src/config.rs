@@ -324,7 +324,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("RAKUTEN_REFERER", "Referer header for web-application apps"),
     ("RAKUTEN_ORIGIN", "Origin header for web-application apps"),
     ("RAKUTEN_FORMAT_VERSION", "1 or 2 (default 2)"),
-    ("RAKUTEN_REQUESTS_PER_SECOND", "requests per second for one application ID, 0.01-1000 (default 0.95; the real API allows about 1)"),
+    ("RAKUTEN_REQUESTS_PER_SECOND", "requests per second for one application ID, 0.01-1000 (default 0.98; the real API allows about 1)"),
     ("RAKUTEN_MAX_ATTEMPTS", "tries per request, retries included (default 4)"),
     ("RAKUTEN_RETRY_BASE_MS", "first backoff delay in ms, doubled per retry with jitter (default 1000)"),
     ("RAKUTEN_TIMEOUT_SECS", "per-request timeout (default 20)"),
@@ -511,7 +511,7 @@ impl Config {
             format_version: parse_num(&get, "RAKUTEN_FORMAT_VERSION", 2u8, |v| {
                 (v == 1 || v == 2).then_some(()).ok_or("must be 1 or 2")
             })?,
-            requests_per_second: parse_num(&get, "RAKUTEN_REQUESTS_PER_SECOND", 0.95f64, |v| {
+            requests_per_second: parse_num(&get, "RAKUTEN_REQUESTS_PER_SECOND", 0.98f64, |v| {
                 let (lo, hi) = REQUESTS_PER_SECOND_BOUNDS;
                 (v.is_finite() && (lo..=hi).contains(&v))
                     .then_some(())
@@ -778,7 +778,7 @@ mod tests {
                 period: None
             }]
         );
-        assert!((c.rakuten.requests_per_second - 0.95).abs() < 1e-9);
+        assert!((c.rakuten.requests_per_second - 0.98).abs() < 1e-9);
         assert!(!c.has_rakuten_credentials());
     }
 
