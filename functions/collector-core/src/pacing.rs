@@ -20,7 +20,10 @@
 //! round-trip time, so a slow database widens it instead of missing every time. The
 //! client reports each send ([`Pacer::sent`]); when this process's window is still the
 //! last booked, its next window is spaced from that send rather than from the window's
-//! end, so a process running alone does not pay for the window's slack.
+//! end, so a process running alone does not pay for the window's slack; and since the
+//! booking reads (with the row locked) which window was the last before, such a process
+//! may send one interval after its previous send on its own clock, without the mapping's
+//! allowance of up to a round trip at each end: alone, it keeps the pace exactly.
 //!
 //! **One connection.** The pacer uses the job's connection (the `AppContext` slot): it
 //! takes the connection between the job's statements and never inside a transaction. If
@@ -39,10 +42,9 @@ use std::time::{Duration, Instant};
 use rakuten_client::{Pacer, Slot};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
-use tokio::sync::Mutex;
 use tokio_postgres::types::Type;
 
-use crate::db::{self, Db};
+use crate::db::{self, Db, SharedDb};
 
 /// Default send window: room for the wake-up delay of a busy host. Each window costs
 /// its length once in throughput (windows are one interval apart).
@@ -66,12 +68,16 @@ pub const DB_RETRY_AFTER: Duration = Duration::from_secs(30);
 /// end of our last window a request went out in and the latest server time that send
 /// can have had: when that window is still the last one booked, the next starts one
 /// interval after the send instead of after the window's end (the window's slack is
-/// then not lost). Returns the new window's end and the server's `now`, in µs since the
-/// epoch.
+/// then not lost). Returns the new window's end, the server's `now` and the end of the
+/// window booked before this one (`NULL` when there was none), in µs since the epoch. That
+/// last one is read with the row locked (`FOR UPDATE`: under concurrent bookings it is the
+/// version the upsert then updates), so it tells exactly whether anyone booked since our
+/// last send.
 const BOOK: &str = "
-WITH now AS (SELECT clock_timestamp() AS t)
+WITH now AS (SELECT clock_timestamp() AS t),
+     old AS MATERIALIZED (SELECT last_sent_at FROM etl_rate_slots WHERE budget_key = $1 FOR UPDATE)
 INSERT INTO etl_rate_slots AS s (budget_key, last_sent_at)
-SELECT $1, t + $3::int8 * interval '1 microsecond' FROM now
+SELECT $1, t + $3::int8 * interval '1 microsecond' FROM now LEFT JOIN old ON true
 ON CONFLICT (budget_key) DO UPDATE SET last_sent_at =
     CASE WHEN $4::int8 IS NOT NULL
               AND (extract(epoch FROM s.last_sent_at) * 1000000)::int8 = $4::int8
@@ -83,7 +89,8 @@ ON CONFLICT (budget_key) DO UPDATE SET last_sent_at =
          ELSE greatest(s.last_sent_at + $2::int8 * interval '1 microsecond', (SELECT t FROM now))
     END + $3::int8 * interval '1 microsecond'
 RETURNING (extract(epoch FROM s.last_sent_at) * 1000000)::int8,
-          (SELECT (extract(epoch FROM t) * 1000000)::int8 FROM now)";
+          (SELECT (extract(epoch FROM t) * 1000000)::int8 FROM now),
+          (SELECT (extract(epoch FROM last_sent_at) * 1000000)::int8 FROM old)";
 
 /// The types of [`BOOK`]'s parameters.
 const BOOK_TYPES: [Type; 7] = [
@@ -97,14 +104,13 @@ const BOOK_TYPES: [Type; 7] = [
 ];
 
 pub struct PgPacer {
-    database_url: SecretString,
     budget_key: String,
     interval: Duration,
     base_window: Duration,
     /// The connection the job uses too.
-    shared: Arc<Mutex<Option<Db>>>,
+    shared: Arc<SharedDb>,
     /// Opened only when the job keeps the shared one busy.
-    spare: Mutex<Option<Db>>,
+    spare: SharedDb,
     /// Current window (µs): grows after a miss, shrinks back towards `base_window`.
     window_us: AtomicU64,
     /// Largest recent round trip (µs), decaying.
@@ -121,8 +127,20 @@ pub struct PgPacer {
     /// Recent windows' (end, local instant the booking query left, server `now`), to map
     /// a send instant onto the server's clock.
     anchors: std::sync::Mutex<std::collections::VecDeque<(i64, Instant, i64)>>,
-    /// (window end, latest server time of the send) of our last window used.
-    last_send: std::sync::Mutex<Option<(i64, i64)>>,
+    /// Our last window used: its end, the latest server time of the send, and the send's
+    /// local instant.
+    last_send: std::sync::Mutex<Option<LastSend>>,
+}
+
+/// The window of this pacer's latest send.
+#[derive(Debug, Clone, Copy)]
+struct LastSend {
+    /// The window's end (µs since the epoch, server clock).
+    end: i64,
+    /// The latest server time the send can have had (µs since the epoch).
+    upper: i64,
+    /// The send instant the client recorded.
+    at: Instant,
 }
 
 /// Windows remembered for [`Pacer::sent`] (more than requests in flight at once).
@@ -136,7 +154,7 @@ impl PgPacer {
         requests_per_second: f64,
     ) -> Self {
         Self::sharing(
-            Arc::new(Mutex::new(None)),
+            Arc::new(SharedDb::new(database_url.clone())),
             database_url,
             application_id,
             requests_per_second,
@@ -146,19 +164,18 @@ impl PgPacer {
     /// A pacer using `shared` (the job's connection slot; connected on first use by
     /// whichever side needs it first).
     pub fn sharing(
-        shared: Arc<Mutex<Option<Db>>>,
+        shared: Arc<SharedDb>,
         database_url: SecretString,
         application_id: &SecretString,
         requests_per_second: f64,
     ) -> Self {
         let digest = Sha256::digest(application_id.expose_secret().as_bytes());
         Self {
-            database_url,
             budget_key: format!("app-{}", &hex::encode(digest)[..16]),
             interval: Duration::from_secs_f64(1.0 / requests_per_second),
             base_window: DEFAULT_WINDOW,
             shared,
-            spare: Mutex::new(None),
+            spare: SharedDb::new(database_url),
             window_us: AtomicU64::new(DEFAULT_WINDOW.as_micros() as u64),
             rtt_us: AtomicU64::new(0),
             down_until_us: AtomicU64::new(0),
@@ -223,7 +240,7 @@ impl PgPacer {
         let interval_us = self.interval.as_micros() as i64;
         let window_us = window.as_micros() as i64;
         let last = *self.last_send.lock().unwrap_or_else(|e| e.into_inner());
-        let (last_end, last_upper) = (last.map(|l| l.0), last.map(|l| l.1));
+        let (last_end, last_upper) = (last.map(|l| l.end), last.map(|l| l.upper));
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
             &self.budget_key,
             &interval_us,
@@ -234,15 +251,9 @@ impl PgPacer {
             &last_upper,
         ];
         // The job's connection when it is free (or soon), else the spare one.
-        let shared = match self.shared.try_lock() {
-            Ok(g) => Some(g),
-            Err(_) => tokio::time::timeout(SHARED_WAIT, self.shared.lock())
-                .await
-                .ok(),
-        };
-        let (sent, row, received) = match shared {
-            Some(mut guard) => self.query(&mut guard, &params).await?,
-            None => self.query(&mut *self.spare.lock().await, &params).await?,
+        let (sent, row, received) = match self.shared.get_within(SHARED_WAIT).await {
+            Some(db) => self.query(&*db?, &params).await?,
+            None => self.query(&*self.spare.get().await?, &params).await?,
         };
         self.round_trips.fetch_add(1, Ordering::Relaxed);
         let rtt = (received - sent).as_micros() as u64;
@@ -255,7 +266,19 @@ impl PgPacer {
         let start_us = end_us - window.as_micros() as i64;
         let opens_in = Duration::from_micros(start_us.saturating_sub(now_us).max(0) as u64);
         let closes_in = Duration::from_micros(end_us.saturating_sub(now_us).max(0) as u64);
-        let not_before = received + opens_in + MARGIN;
+        // Nobody booked since our last send (the window before this one is the one we sent
+        // in): the server placed this window one interval after an upper bound of that
+        // send, so it is at least that far from it, and every other booking is older
+        // still. Then one interval after the send on our own clock is enough: the server
+        // mapping's allowance of up to a round trip at each end is not needed, and a
+        // process running alone keeps the pace exactly. Later bookings are kept clear by
+        // the deadline, which is unchanged.
+        let old_end: Option<i64> = row.get(2);
+        let own_last = last.filter(|l| missed.is_none() && old_end == Some(l.end));
+        let not_before = match own_last {
+            Some(l) => (l.at + self.interval).min(received + opens_in + MARGIN),
+            None => received + opens_in + MARGIN,
+        };
         // `checked_sub` fails only when the window is shorter than the margin; then the
         // deadline is already past and the client books again with a wider window.
         let deadline = (sent + closes_in).checked_sub(MARGIN).unwrap_or(sent);
@@ -273,17 +296,14 @@ impl PgPacer {
         })
     }
 
-    /// Runs the booking on `conn` (connecting it first when needed); returns the local
-    /// instants around the round trip with the row.
+    /// Runs the booking on `db`; returns the local instants around the round trip with
+    /// the row.
     async fn query(
         &self,
-        conn: &mut Option<Db>,
+        db: &Db,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<(Instant, tokio_postgres::Row, Instant), db::DbError> {
-        if conn.as_ref().is_none_or(|d| d.client.is_closed()) {
-            *conn = Some(db::connect(&self.database_url).await?);
-        }
-        let client = &conn.as_ref().expect("connected above").client;
+        let client = &db.client;
         // Parameters sent with their types: parse, bind and execute go in one message
         // batch, so the booking is one round trip (a named statement would be two: prepare,
         // then execute) and `sent`..`received` brackets only the query that reads `now`.
@@ -317,8 +337,8 @@ impl Pacer for PgPacer {
             // The server read `now` after `sent`: this bound is never early.
             let upper = now_us + at.saturating_duration_since(sent).as_micros() as i64;
             let mut last = self.last_send.lock().unwrap_or_else(|e| e.into_inner());
-            if last.is_none_or(|l| l.0 < end) {
-                *last = Some((end, upper));
+            if last.is_none_or(|l| l.end < end) {
+                *last = Some(LastSend { end, upper, at });
             }
         }
     }

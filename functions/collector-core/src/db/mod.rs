@@ -52,10 +52,12 @@ pub mod lease;
 pub mod ledger;
 mod migrate;
 pub mod retention;
+mod shared;
 mod sqlstate;
 mod watchdog;
 
 pub use connect::{configure, connect, connect_with, ensure_database, settings, Db};
 pub use error::{describe, Bounded, DbError, DbFutureExt, DbResultExt};
 pub use migrate::{migrate, schema_status, MigrationReport};
+pub use shared::{DbGuard, SharedDb};
 pub use sqlstate::condition_name;

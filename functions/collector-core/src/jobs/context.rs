@@ -6,12 +6,11 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use rakuten_client::{ClientConfig, Endpoints, RakutenClient};
 use secrecy::SecretString;
-use tokio::sync::{Mutex, MutexGuard};
 use tokio_postgres::Transaction;
 use url::Url;
 
 use crate::config::{Config, ConfigError};
-use crate::db::{self, Db, DbResultExt};
+use crate::db::{DbGuard, DbResultExt, SharedDb};
 use crate::pacing::PgPacer;
 use crate::rawstore::{self, RawStore};
 use crate::secrets::Secrets;
@@ -30,9 +29,8 @@ pub struct AppContext {
     pub config: Config,
     pub rakuten: RakutenClient,
     pub store: Arc<dyn RawStore>,
-    database_url: SecretString,
     /// Shared with the pacer: one connection per process.
-    db: Arc<Mutex<Option<Db>>>,
+    db: Arc<SharedDb>,
 }
 
 impl std::fmt::Debug for AppContext {
@@ -67,7 +65,7 @@ impl AppContext {
                 .into());
             }
         };
-        let db = Arc::new(Mutex::new(None));
+        let db = Arc::new(SharedDb::new(secrets.database_url.clone()));
         let pacer = config.rakuten.shared_budget.then(|| {
             Arc::new(PgPacer::sharing(
                 Arc::clone(&db),
@@ -82,7 +80,6 @@ impl AppContext {
             config,
             rakuten,
             store,
-            database_url: secrets.database_url,
             db,
         })
     }
@@ -95,13 +92,8 @@ impl AppContext {
 
     /// The process's database connection, (re)connected when needed: a warm Lambda may
     /// find its connection closed by the server or a pooler after idling.
-    pub async fn db(&self) -> Result<MutexGuard<'_, Option<Db>>, JobError> {
-        let mut guard = self.db.lock().await;
-        // `Db::is_closed` also sees a connection the watchdog ended (a frozen server).
-        if guard.as_ref().is_none_or(|d| d.is_closed()) {
-            *guard = Some(db::connect(&self.database_url).await?);
-        }
-        Ok(guard)
+    pub async fn db(&self) -> Result<DbGuard<'_>, JobError> {
+        Ok(self.db.get().await?)
     }
 
     /// Runs `work(tx, data)` in one transaction and commits it. A connection lost on the
@@ -119,8 +111,7 @@ impl AppContext {
         let mut retried = false;
         loop {
             let result = async {
-                let mut guard = self.db().await?;
-                let db = guard.as_mut().expect("connected");
+                let mut db = self.db().await?;
                 let tx = db.client.transaction().await.context(what)?;
                 let value = work(&tx, data).await?;
                 tx.commit().await.context(what)?;

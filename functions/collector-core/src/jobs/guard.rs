@@ -216,8 +216,8 @@ pub async fn run(
             resumed: None,
         });
     }
-    let guard = ctx.db().await?;
-    let client = &guard.as_ref().expect("connected").client;
+    let db = ctx.db().await?;
+    let client = &db.client;
     let env = ctx.config.env.as_str();
     let lease = ctx.config.run_lease;
     // No other execution is in progress: runs still marked running whose process is gone

@@ -26,8 +26,8 @@ pub async fn start(
     threshold: f64,
     may_open: bool,
 ) -> Result<Started, JobError> {
-    let guard = ctx.db().await?;
-    let client = &guard.as_ref().expect("connected").client;
+    let db = ctx.db().await?;
+    let client = &db.client;
     let lease = ctx.config.run_lease;
     // Runs whose process died stay `running` for ever unless a later start says otherwise.
     ledger::sweep_abandoned(client, ctx.config.env.as_str(), lease).await?;
@@ -75,8 +75,8 @@ pub async fn finish(
     result: &Result<JobOutput, JobError>,
     sent: ledger::Sent,
 ) -> Result<(), JobError> {
-    let guard = ctx.db().await?;
-    let client = &guard.as_ref().expect("connected").client;
+    let db = ctx.db().await?;
+    let client = &db.client;
     match result {
         Err(e)
             if !matches!(
@@ -131,8 +131,8 @@ async fn record_sent(
         return Ok(());
     }
     let recorded = async {
-        let guard = ctx.db().await?;
-        let client = &guard.as_ref().expect("connected").client;
+        let db = ctx.db().await?;
+        let client = &db.client;
         ledger::add_sent(client, job_run, sent).await?;
         Ok::<_, JobError>(())
     }
@@ -163,8 +163,8 @@ async fn heartbeat(
         }
         renewed_at = Instant::now();
         let renewed = async {
-            let guard = ctx.db().await?;
-            let client = &guard.as_ref().expect("connected").client;
+            let db = ctx.db().await?;
+            let client = &db.client;
             ledger::renew_lease(client, run_id, lease).await?;
             Ok::<_, JobError>(())
         }

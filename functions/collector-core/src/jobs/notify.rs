@@ -363,8 +363,8 @@ pub async fn run(
     let delivered = !channels.is_empty() && channels.iter().all(|c| c.ok);
     let mut run_closed = false;
     if let Some(run_id) = summary.run_id {
-        let guard = ctx.db().await?;
-        let client = &guard.as_ref().expect("connected").client;
+        let db = ctx.db().await?;
+        let client = &db.client;
         let err = summary
             .error
             .as_ref()

@@ -44,8 +44,8 @@ pub async fn run(ctx: &AppContext, input: RunInput) -> Result<JobOutput, JobErro
 async fn execute(ctx: &AppContext, job_run: &JobRun) -> Result<JobOutput, JobError> {
     let started = Instant::now();
     let due = {
-        let guard = ctx.db().await?;
-        let client = &guard.as_ref().expect("connected").client;
+        let db = ctx.db().await?;
+        let client = &db.client;
         store::due_genres(client, job_run.run.run_id, ctx.config.genre_refresh_days).await?
     };
     tracing::info!(

@@ -35,10 +35,7 @@ async fn check_evidence(ctx: &AppContext, job_run: &JobRun) -> Result<Vec<String
     let run_id = job_run.run.run_id;
     let rows = {
         let guard = ctx.db().await?;
-        guard
-            .as_ref()
-            .expect("connected")
-            .client
+        guard.client
             .query("SELECT job, status, manifest_key FROM etl_job_runs WHERE run_id = $1 AND job IN ('ranking', 'item')", &[&run_id])
             .await?
     };
@@ -87,8 +84,7 @@ async fn execute(ctx: &AppContext, job_run: &JobRun) -> Result<JobOutput, JobErr
     let evidence = check_evidence(ctx, job_run).await?;
     let window = i32::try_from(ctx.config.active_window_days).expect("window fits i32");
 
-    let mut guard = ctx.db().await?;
-    let db = guard.as_mut().expect("connected");
+    let mut db = ctx.db().await?;
     let tx = db.client.transaction().await?;
     let (total, activated, deactivated) =
         store::mark_active(&tx, job_run.run.run_date, window).await?;
@@ -140,7 +136,7 @@ async fn execute(ctx: &AppContext, job_run: &JobRun) -> Result<JobOutput, JobErr
     let doc = serde_json::to_value(&output).expect("output serialises");
     ledger::finish_job(&tx, job_run, &counts, Some(&manifest_key), None, &doc).await?;
     tx.commit().await?;
-    drop(guard);
+    drop(db);
     tracing::info!(evidence = ?evidence, activated, deactivated, unchanged, "is_active applied");
     pipeline::publish(ctx, &output, job_run).await?;
     Ok(output)

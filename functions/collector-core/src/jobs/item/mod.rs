@@ -98,7 +98,7 @@ async fn execute(
         let batch = {
             let guard = ctx.db().await?;
             store::next_batch(
-                &guard.as_ref().expect("connected").client,
+                &guard.client,
                 run_id,
                 ctx.config.item.batch_size,
             )
@@ -134,8 +134,8 @@ async fn execute(
         }
     }
 
-    let guard = ctx.db().await?;
-    let client = &guard.as_ref().expect("connected").client;
+    let db = ctx.db().await?;
+    let client = &db.client;
     let p = store::progress(client, run_id).await?;
     let extra = BTreeMap::from([
         ("queued".to_string(), p.queued),
@@ -194,7 +194,7 @@ async fn execute(
         manifest: store::stored_objects(client, run_id).await?,
         extra,
     };
-    drop(guard);
+    drop(db);
     let threshold = ctx.config.item.failure_threshold;
     pipeline::conclude(
         ctx,
@@ -257,7 +257,7 @@ pub(crate) fn detail_of(item_code: &str, answer: &ItemSearchPage) -> Option<Deta
 /// The counts an Item job run has so far (for progress displays).
 pub async fn progress(ctx: &AppContext, run_id: Uuid) -> Result<Progress, JobError> {
     let guard = ctx.db().await?;
-    store::progress(&guard.as_ref().expect("connected").client, run_id).await
+    store::progress(&guard.client, run_id).await
 }
 
 #[cfg(test)]

@@ -52,8 +52,8 @@ pub fn batch_key_name(batch: &[i64]) -> String {
 async fn execute(ctx: &AppContext, job_run: &JobRun) -> Result<JobOutput, JobError> {
     let started = Instant::now();
     let due = {
-        let guard = ctx.db().await?;
-        let client = &guard.as_ref().expect("connected").client;
+        let db = ctx.db().await?;
+        let client = &db.client;
         store::due_tags(client, job_run.run.run_id, ctx.config.tag_refresh_days).await?
     };
     let batches: Vec<&[i64]> = due.chunks(MAX_TAG_IDS).collect();
