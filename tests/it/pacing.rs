@@ -177,7 +177,7 @@ async fn the_pacer_shares_the_jobs_connection() {
     assert_eq!(connections().await, 1);
     {
         let guard = ctx.db().await.unwrap();
-        let c = &guard.as_ref().unwrap().client;
+        let c = &guard.client;
         let n: i64 = c
             .query_one("SELECT count(*) FROM etl_rate_slots", &[])
             .await

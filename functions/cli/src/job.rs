@@ -179,8 +179,8 @@ pub async fn resolve_run_id(ctx: &AppContext, run_id: Option<Uuid>) -> Result<Uu
     if let Some(id) = run_id {
         return Ok(id);
     }
-    let guard = ctx.db().await?;
-    let client = &guard.as_ref().expect("connected").client;
+    let db = ctx.db().await?;
+    let client = &db.client;
     let run = ledger::newest_run(client, ctx.config.env.as_str()).await?;
     let id = run.map(|r| r.run_id).ok_or_else(|| {
         JobError::InvalidInput(format!(

@@ -110,12 +110,11 @@ impl AsOf {
         let offset_us = (simulated - now)
             .num_microseconds()
             .ok_or_else(|| JobError::InvalidInput(format!("--as-of {date} is too far away")))?;
-        let guard = ctx.db().await?;
-        let db = guard.as_ref().expect("connected");
+        let db = ctx.db().await?;
         let client = &db.client;
         if let Some((target, pending)) = read_marker() {
             if target == db.target {
-                shift_refresh(db, pending).await?;
+                shift_refresh(&db, pending).await?;
                 eprintln!(
                     "as-of: undid the refresh-clock shift a killed --as-of run left ({} s)",
                     pending / 1_000_000
@@ -123,7 +122,7 @@ impl AsOf {
             }
         }
         write_marker(&db.target, -offset_us)?;
-        shift_refresh(db, -offset_us).await?;
+        shift_refresh(&db, -offset_us).await?;
         let env = ctx.config.env.as_str();
         let run = ledger::create_run(client, env, "local as-of", ctx.config.run_lease).await?;
         client
@@ -154,7 +153,7 @@ impl AsOf {
     /// Moves the refresh times to their simulated instants (every path out of the run).
     async fn end(&self, ctx: &AppContext) -> Result<(), JobError> {
         let guard = ctx.db().await?;
-        shift_refresh(guard.as_ref().expect("connected"), self.offset_us).await?;
+        shift_refresh(&guard, self.offset_us).await?;
         let _ = std::fs::remove_file(AS_OF_MARKER);
         tracing::debug!(date = %self.date, "refresh clock restored");
         Ok(())
