@@ -204,15 +204,15 @@ async fn choice_default_and_no_match() {
     assert_eq!(r.cause.as_deref(), Some("no done flag"));
 
     let handler = Scripted::echo();
-    let (r, _) = run_instant(
+    assert_fails(
         r#"{"StartAt": "C", "States": {
             "C": {"Type": "Choice", "Choices": [{"Variable": "$.x", "StringEquals": "go", "Next": "S"}]},
             "S": {"Type": "Succeed"}}}"#,
         json!({"x": "stop"}),
         &handler,
+        "States.NoChoiceMatched",
     )
     .await;
-    assert_eq!(r.error.as_deref(), Some("States.NoChoiceMatched"));
 }
 
 const RETRY: &str = r#"{
@@ -526,18 +526,16 @@ async fn parallel_branch_fail_state_and_nested_parallel() {
     assert_eq!(seq.branches["Outer"], vec![vec!["Inner"], vec!["C"]]);
     assert_eq!(seq.branches["Inner"], vec![vec!["A"], vec!["B"]]);
 
-    let (r, _) = run_instant(
+    assert_fails_with(
         r#"{"StartAt": "P", "States": {"P": {"Type": "Parallel", "End": true, "Branches": [
             {"StartAt": "F", "States": {"F": {"Type": "Fail", "ErrorPath": "$.e.Error", "CausePath": "$.e.Cause"}}}
         ]}}}"#,
         json!({"e": {"Error": "BranchBroke", "Cause": "because"}}),
         &handler,
+        "BranchBroke",
+        "because",
     )
     .await;
-    assert_eq!(
-        (r.error.as_deref(), r.cause.as_deref()),
-        (Some("BranchBroke"), Some("because"))
-    );
 }
 
 #[tokio::test]
@@ -661,15 +659,15 @@ async fn bad_paths_are_states_runtime_and_not_caught() {
         assert_eq!(r.entered_states(), vec!["T"], "{field}");
     }
     // A Choice on a missing variable is States.Runtime too (IsPresent is not).
-    let (r, _) = run_instant(
+    assert_fails(
         r#"{"StartAt": "C", "States": {"C": {"Type": "Choice", "Default": "S",
             "Choices": [{"Variable": "$.missing", "StringEquals": "x", "Next": "S"}]},
             "S": {"Type": "Succeed"}}}"#,
         json!({}),
         &handler,
+        "States.Runtime",
     )
     .await;
-    assert_eq!(r.error.as_deref(), Some("States.Runtime"));
 }
 
 /// The execution's TimeoutSeconds on real time: a Task still running is abandoned and the
@@ -695,14 +693,14 @@ async fn execution_timeout_on_real_time() {
 #[tokio::test]
 async fn execution_timeout_on_virtual_time() {
     let handler = Scripted::echo();
-    let (r, _) = run_instant(
+    assert_fails(
         r#"{"TimeoutSeconds": 10, "StartAt": "W", "States": {
             "W": {"Type": "Wait", "Seconds": 20, "Next": "S"}, "S": {"Type": "Succeed"}}}"#,
         json!({}),
         &handler,
+        "States.Timeout",
     )
     .await;
-    assert_eq!(r.error.as_deref(), Some("States.Timeout"));
 }
 
 #[tokio::test]
@@ -784,28 +782,20 @@ async fn fail_state_error_and_cause_paths() {
         assert_eq!(r.error.as_deref(), Some("States.Runtime"), "{r:?}");
     }
     // Absent fields are empty.
-    let (r, _) = run_instant(
-        r#"{"StartAt": "F", "States": {"F": {"Type": "Fail"}}}"#,
-        json!({}),
-        &handler,
-    )
-    .await;
-    assert_eq!(
-        (r.error.as_deref(), r.cause.as_deref()),
-        (Some(""), Some(""))
-    );
+    let fail_bare = r#"{"StartAt": "F", "States": {"F": {"Type": "Fail"}}}"#;
+    assert_fails_with(fail_bare, json!({}), &handler, "", "").await;
 }
 
 #[tokio::test]
 async fn result_path_into_non_object_is_result_path_match_failure() {
     let handler = Scripted::new(|_, _, _| Ok(json!(1)));
-    let (r, _) = run_instant(
+    assert_fails(
         r#"{"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "t", "ResultPath": "$.a.b", "End": true}}}"#,
         json!({"a": "string"}),
         &handler,
+        "States.ResultPathMatchFailure",
     )
     .await;
-    assert_eq!(r.error.as_deref(), Some("States.ResultPathMatchFailure"));
 }
 
 #[allow(dead_code)]

@@ -110,6 +110,13 @@ fn client(base: url::Url) -> RakutenClient {
     RakutenClient::new(config(base)).unwrap()
 }
 
+/// A server answering `script` and a client of it.
+async fn serve_client(script: Vec<Reply>) -> (Server, RakutenClient) {
+    let server = serve(script).await;
+    let c = client(server.base.clone());
+    (server, c)
+}
+
 fn assert_no_secrets(err: &ApiError) {
     for text in [format!("{err}"), format!("{err:?}")] {
         for secret in [APP_ID, ACCESS_KEY, AFFILIATE] {
@@ -186,7 +193,7 @@ async fn ranking_request_shape_and_parse() {
 
 #[tokio::test]
 async fn other_endpoints_send_their_params() {
-    let server = serve(vec![
+    let (server, c) = serve_client(vec![
         reply(200, r#"{"count":0,"page":1,"hits":0,"pageCount":0}"#),
         reply(
             200,
@@ -196,7 +203,6 @@ async fn other_endpoints_send_their_params() {
         reply(200, RANKING_BODY),
     ])
     .await;
-    let c = client(server.base.clone());
 
     let item = c.item_by_code("shop:123").await.unwrap();
     assert_eq!(item.parsed.count, 0);
@@ -230,7 +236,7 @@ async fn other_endpoints_send_their_params() {
 
 #[tokio::test]
 async fn retries_503_then_succeeds() {
-    let server = serve(vec![
+    let (server, c) = serve_client(vec![
         reply(
             503,
             r#"{"error":"service_unavailable","error_description":"under maintenance"}"#,
@@ -238,46 +244,42 @@ async fn retries_503_then_succeeds() {
         reply(200, RANKING_BODY),
     ])
     .await;
-    let c = client(server.base.clone());
     let got = c.ranking(&q(0, 1)).await.unwrap();
     assert_eq!(got.attempts, 2);
     assert_eq!(server.requests().len(), 2);
     let s = c.stats();
-    assert_eq!(s.requests, 2);
-    assert_eq!(s.retries, 1);
-    assert_eq!(s.server_errors, 1);
-    assert_eq!(s.throttled, 0);
+    assert_eq!(
+        (s.requests, s.retries, s.server_errors, s.throttled),
+        (2, 1, 1, 0)
+    );
 }
 
 #[tokio::test]
 async fn retries_429_twice_then_succeeds() {
     let throttled =
         r#"{"statusCode":429,"message":"Rate limit is exceeded. Try again in 1 seconds."}"#;
-    let server = serve(vec![
+    let (_server, c) = serve_client(vec![
         reply(429, throttled),
         reply(429, throttled),
         reply(200, RANKING_BODY),
     ])
     .await;
-    let c = client(server.base.clone());
     let got = c.ranking(&q(0, 1)).await.unwrap();
     assert_eq!(got.attempts, 3);
     assert_eq!(got.parsed.items.len(), 2);
     let s = c.stats();
-    assert_eq!(s.requests, 3);
-    assert_eq!(s.retries, 2);
-    assert_eq!(s.throttled, 2);
-    assert_eq!(s.server_errors, 0);
+    assert_eq!(
+        (s.requests, s.retries, s.throttled, s.server_errors),
+        (3, 2, 2, 0)
+    );
 }
 
 #[tokio::test]
 async fn exhausted_429_is_rate_limited_with_body_fields() {
-    let server = serve(vec![reply(
+    let (server, c) = serve_client(vec![reply(
         429,
         r#"{"error":"too_many_requests","error_description":"number of allowed requests has been exceeded"}"#,
-    )])
-    .await;
-    let c = client(server.base.clone());
+    )]).await;
     let err = c.ranking(&q(0, 1)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::RateLimited);
     assert_eq!(err.kind().as_str(), "rate_limited");
@@ -332,12 +334,11 @@ async fn exhausted_500_is_server_error() {
 
 #[tokio::test]
 async fn no_retry_on_400() {
-    let server = serve(vec![reply(
+    let (server, c) = serve_client(vec![reply(
         400,
         r#"{"error":"wrong_parameter","error_description":"specify valid applicationId"}"#,
     )])
     .await;
-    let c = client(server.base.clone());
     let err = c.item_by_code("shop:1").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ClientError);
     assert_eq!(err.http_status(), Some(400));
@@ -352,12 +353,10 @@ async fn no_retry_on_400() {
 
 #[tokio::test]
 async fn no_retry_on_403_gateway_body() {
-    let server = serve(vec![reply(
+    let (server, c) = serve_client(vec![reply(
         403,
         r#"{"errors":{"errorCode":403,"errorMessage":"REQUEST_CONTEXT_BODY_HTTP_REFERRER_MISSING"}}"#,
-    )])
-    .await;
-    let c = client(server.base.clone());
+    )]).await;
     let err = c.tags(&[1]).await.unwrap_err();
     assert_eq!(server.requests().len(), 1);
     match &err {
@@ -386,8 +385,7 @@ async fn server_echoing_credentials_is_scrubbed() {
     let body = format!(
         r#"{{"error":"wrong_parameter","error_description":"bad applicationId {APP_ID} / {ACCESS_KEY}"}}"#
     );
-    let server = serve(vec![reply(400, &body)]).await;
-    let c = client(server.base.clone());
+    let (_server, c) = serve_client(vec![reply(400, &body)]).await;
     let err = c.genre(1).await.unwrap_err();
     assert!(err.to_string().contains("[REDACTED]"), "{err}");
     assert_no_secrets(&err);
@@ -417,7 +415,7 @@ async fn access_key_in_query_when_asked() {
 
 #[tokio::test]
 async fn key_in_no_url_and_no_unit_by_default() {
-    let server = serve(vec![
+    let (server, c) = serve_client(vec![
         reply(200, RANKING_BODY),
         reply(200, r#"{"count":0,"page":1,"hits":0,"pageCount":0}"#),
         reply(
@@ -427,7 +425,6 @@ async fn key_in_no_url_and_no_unit_by_default() {
         reply(200, r#"{"tagGroups":[]}"#),
     ])
     .await;
-    let c = client(server.base.clone());
     let units = [
         c.ranking(&q(0, 1)).await.unwrap().unit,
         c.item_by_code("shop:1").await.unwrap().unit,
@@ -458,12 +455,11 @@ async fn key_in_no_url_and_no_unit_by_default() {
 
 #[tokio::test]
 async fn truncated_200_is_retried_like_a_5xx() {
-    let server = serve(vec![
+    let (_server, c) = serve_client(vec![
         reply(200, r#"{"Items": "nope"#),
         reply(200, RANKING_BODY),
     ])
     .await;
-    let c = client(server.base.clone());
     let got = c.ranking(&q(0, 1)).await.unwrap();
     assert_eq!(got.attempts, 2);
     assert_eq!(&got.body[..], RANKING_BODY.as_bytes());
@@ -474,8 +470,7 @@ async fn truncated_200_is_retried_like_a_5xx() {
 #[tokio::test]
 async fn malformed_200_after_every_retry_carries_the_last_body() {
     let cut = r#"{"Items": [{"rank":1, "itemCode": "#;
-    let server = serve(vec![reply(200, cut)]).await;
-    let c = client(server.base.clone());
+    let (server, c) = serve_client(vec![reply(200, cut)]).await;
     let err = c.ranking(&q(0, 1)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Malformed);
     assert_eq!(err.unit(), Some("ranking genreId=0 page=1"));
@@ -500,12 +495,11 @@ async fn malformed_200_after_every_retry_carries_the_last_body() {
 
 #[tokio::test]
 async fn error_body_with_200_is_malformed_not_empty() {
-    let server = serve(vec![reply(
+    let (server, c) = serve_client(vec![reply(
         200,
         r#"{"error":"wrong_parameter","error_description":"page must be 1-34"}"#,
     )])
     .await;
-    let c = client(server.base.clone());
     let err = c.ranking(&q(0, 1)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Malformed);
     assert!(err.to_string().contains("page must be 1-34"), "{err}");
@@ -521,8 +515,7 @@ async fn retry_after_on_429_is_honoured() {
         r#"{"statusCode":429,"message":"Rate limit is exceeded."}"#,
     );
     throttled.headers = "retry-after: 1\r\n".into();
-    let server = serve(vec![throttled, reply(200, RANKING_BODY)]).await;
-    let c = client(server.base.clone()); // 10 ms base backoff
+    let (_server, c) = serve_client(vec![throttled, reply(200, RANKING_BODY)]).await; // 10 ms base backoff
     let got = c.ranking(&q(0, 1)).await.unwrap();
     assert_eq!(got.attempts, 2);
     let sent = c.sent_requests();
@@ -601,8 +594,7 @@ async fn connection_refused_is_transport_and_retried() {
 
 #[tokio::test]
 async fn invalid_requests_are_not_sent() {
-    let server = serve(vec![reply(200, RANKING_BODY)]).await;
-    let c = client(server.base.clone());
+    let (server, c) = serve_client(vec![reply(200, RANKING_BODY)]).await;
     let eleven: Vec<i64> = (1..=11).collect();
     for err in [
         c.tags(&eleven).await.unwrap_err(),

@@ -1,7 +1,7 @@
 //! Parsers against the recorded fixtures and constructed wire variants.
 
 use rakuten_client::models::{
-    parse_error_body, parse_genre, parse_item_search, parse_ranking, parse_tags,
+    parse_error_body, parse_genre, parse_item_search, parse_ranking, parse_tags, TagGroup,
 };
 
 macro_rules! fixture {
@@ -141,25 +141,29 @@ fn fixture_genre_with_parents() {
     assert!(g.children.is_empty());
     assert_eq!(g.tag_groups.len(), 6);
     let brands = &g.tag_groups[0];
-    assert_eq!(brands.tag_group_id, 1000190);
-    assert_eq!(brands.name, "水のブランド");
-    assert_eq!(brands.tags.len(), 27);
-    assert_eq!(brands.tags[0].tag_id, 1003704);
-    assert_eq!(brands.tags[0].name, "クリスタルガイザー");
-    assert_eq!(brands.tags[0].parent_tag_id, 0);
+    assert_group(
+        brands,
+        (1000190, "水のブランド", 27),
+        (1003704, "クリスタルガイザー", 0),
+    );
 }
 
 #[test]
 fn fixture_tags() {
     let t = parse_tags(fixture!("tag_search.json")).unwrap();
     assert_eq!(t.tag_groups.len(), 1);
-    let g = &t.tag_groups[0];
-    assert_eq!(g.tag_group_id, 1000041);
-    assert_eq!(g.name, "サイズ（S/M/L）");
-    assert_eq!(g.tags.len(), 1);
-    assert_eq!(g.tags[0].tag_id, 1000317);
-    assert_eq!(g.tags[0].name, "SS");
-    assert_eq!(g.tags[0].parent_tag_id, 0);
+    assert_group(
+        &t.tag_groups[0],
+        (1000041, "サイズ（S/M/L）", 1),
+        (1000317, "SS", 0),
+    );
+}
+
+/// A tag group is (id, name, number of tags) and its first tag (id, name, parent id).
+fn assert_group(g: &TagGroup, group: (i64, &str, usize), first_tag: (i64, &str, i64)) {
+    assert_eq!((g.tag_group_id, g.name.as_str(), g.tags.len()), group);
+    let t = &g.tags[0];
+    assert_eq!((t.tag_id, t.name.as_str(), t.parent_tag_id), first_tag);
 }
 
 // ---------------------------------------------------------------------------

@@ -3,61 +3,11 @@
 use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
-use rakuten_sandbox::{dataset, ErrorMode, Sandbox, SandboxConfig, SandboxHandle, SandboxStats};
+use rakuten_sandbox::{dataset, ErrorMode, Sandbox, SandboxConfig, SandboxStats};
 use serde_json::Value;
 
-const APP: &str = "1234567890123456789";
-const APP_UUID: &str = "0f8fad5b-d9cb-469f-a165-70867728950e";
-const KEY: &str = "pk_sandbox";
-const RANKING: &str = "/ichibaranking/api/IchibaItem/Ranking/20220601";
-const SEARCH: &str = "/ichibams/api/IchibaItem/Search/20220601";
-const GENRE: &str = "/ichibagt/api/IchibaGenre/Search/20170711";
-const TAG: &str = "/ichibagt/api/IchibaTag/Search/20140222";
-const DATE: &str = "2026-06-01";
-
-fn cfg() -> SandboxConfig {
-    SandboxConfig {
-        rate_limit_per_sec: None,
-        date: Some(DATE.to_string()),
-        ..SandboxConfig::default()
-    }
-}
-
-async fn start(config: SandboxConfig) -> SandboxHandle {
-    Sandbox::start(config).await.expect("sandbox starts")
-}
-
-/// GET `path?applicationId=APP&accessKey=KEY&{query}`.
-async fn call(h: &SandboxHandle, path: &str, query: &str) -> (u16, Vec<u8>) {
-    raw(
-        h,
-        &format!("{path}?applicationId={APP}&accessKey={KEY}&{query}"),
-    )
-    .await
-}
-
-async fn raw(h: &SandboxHandle, path_and_query: &str) -> (u16, Vec<u8>) {
-    let resp = reqwest::get(format!("{}{path_and_query}", h.base_url()))
-        .await
-        .expect("request");
-    let status = resp.status().as_u16();
-    (status, resp.bytes().await.expect("body").to_vec())
-}
-
-async fn json(h: &SandboxHandle, path: &str, query: &str) -> Value {
-    let (status, body) = call(h, path, query).await;
-    assert_eq!(
-        status,
-        200,
-        "{path}?{query}: {}",
-        String::from_utf8_lossy(&body)
-    );
-    serde_json::from_slice(&body).expect("valid JSON")
-}
-
-fn parse(body: &[u8]) -> Value {
-    serde_json::from_slice(body).expect("valid JSON")
-}
+mod common;
+use common::*;
 
 fn items(v: &Value) -> &Vec<Value> {
     v["Items"].as_array().expect("Items array")
@@ -247,9 +197,7 @@ async fn genre_ranking_holds_the_subtree_items_and_ends_with_an_empty_page() {
 
 #[tokio::test]
 async fn format_version_1_wraps_and_2_flattens() {
-    let config = cfg();
-    let ds = dataset(&config);
-    let h = start(config).await;
+    let (ds, h) = start_with_data(cfg()).await;
 
     // ranking: default is v1
     let v1 = json(&h, RANKING, "").await;
@@ -321,9 +269,7 @@ async fn format_version_1_wraps_and_2_flattens() {
 
 #[tokio::test]
 async fn item_search_quirks_zero_hits_and_availability() {
-    let config = cfg();
-    let ds = dataset(&config);
-    let h = start(config).await;
+    let (ds, h) = start_with_data(cfg()).await;
 
     // zero hits: count 0 and no Items key at all
     let v = json(&h, SEARCH, "itemCode=nosuchshop:1&formatVersion=2").await;
@@ -427,9 +373,7 @@ fn url_encode(s: &str) -> String {
 
 #[tokio::test]
 async fn genre_search_versions_and_tag_search() {
-    let config = cfg();
-    let ds = dataset(&config);
-    let h = start(config).await;
+    let (ds, h) = start_with_data(cfg()).await;
 
     // root: level-1 children
     let root = json(&h, GENRE, "genreId=0&formatVersion=2").await;

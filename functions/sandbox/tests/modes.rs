@@ -4,61 +4,13 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 
 use rakuten_sandbox::{
-    dataset, FailPage, MalformedKind, RankingRebuild, RateLimitBody, Sandbox, SandboxConfig,
-    SandboxHandle, IP_NOT_ALLOWED_MESSAGE,
+    FailPage, MalformedKind, RankingRebuild, RateLimitBody, Sandbox, SandboxConfig, SandboxHandle,
+    IP_NOT_ALLOWED_MESSAGE,
 };
 use serde_json::Value;
 
-const APP: &str = "1234567890123456789";
-const KEY: &str = "pk_sandbox";
-const RANKING: &str = "/ichibaranking/api/IchibaItem/Ranking/20220601";
-const SEARCH: &str = "/ichibams/api/IchibaItem/Search/20220601";
-const GENRE: &str = "/ichibagt/api/IchibaGenre/Search/20170711";
-const DATE: &str = "2026-06-01";
-
-fn cfg() -> SandboxConfig {
-    SandboxConfig {
-        rate_limit_per_sec: None,
-        date: Some(DATE.to_string()),
-        ..SandboxConfig::default()
-    }
-}
-
-async fn start(config: SandboxConfig) -> SandboxHandle {
-    Sandbox::start(config).await.expect("sandbox starts")
-}
-
-/// GET `path_and_query` with extra headers.
-async fn get(h: &SandboxHandle, path_and_query: &str, headers: &[(&str, &str)]) -> (u16, Vec<u8>) {
-    let mut req = reqwest::Client::new().get(format!("{}{path_and_query}", h.base_url()));
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = req.send().await.expect("request");
-    let status = resp.status().as_u16();
-    (status, resp.bytes().await.expect("body").to_vec())
-}
-
-/// GET `path?applicationId=APP&accessKey=KEY&{query}`.
-async fn call(h: &SandboxHandle, path: &str, query: &str) -> (u16, Vec<u8>) {
-    get(
-        h,
-        &format!("{path}?applicationId={APP}&accessKey={KEY}&{query}"),
-        &[],
-    )
-    .await
-}
-
-async fn json(h: &SandboxHandle, path: &str, query: &str) -> Value {
-    let (status, body) = call(h, path, query).await;
-    assert_eq!(
-        status,
-        200,
-        "{path}?{query}: {}",
-        String::from_utf8_lossy(&body)
-    );
-    serde_json::from_slice(&body).expect("valid JSON")
-}
+mod common;
+use common::*;
 
 /// Read pages 1..=34 of a ranking target: (lastBuildDate per page, item code per rank).
 async fn read_target(h: &SandboxHandle, query: &str) -> (Vec<String>, HashMap<u64, String>) {
@@ -250,8 +202,7 @@ async fn a_rebuild_after_page_10_is_seen_once_then_the_target_is_consistent() {
         ranking_rebuild: RankingRebuild::Once { after_pages: 10 },
         ..cfg()
     };
-    let ds = dataset(&config);
-    let h = start(config).await;
+    let (ds, h) = start_with_data(config).await;
     let old = "Mon, 01 Jun 2026 00:00:00 +0900";
     let new = "Mon, 01 Jun 2026 01:00:00 +0900";
 

@@ -121,6 +121,28 @@ pub async fn run_instant(
     (r, clock)
 }
 
+/// Runs `json` on `input` (see [`run_instant`]) and asserts it failed with `error`.
+pub async fn assert_fails(json: &str, input: Value, handler: &Scripted, error: &str) {
+    let (r, _) = run_instant(json, input, handler).await;
+    assert_eq!(r.error.as_deref(), Some(error), "{r:?}");
+}
+
+/// Runs `json` on `input` (see [`run_instant`]) and asserts it failed with `error` and `cause`.
+pub async fn assert_fails_with(
+    json: &str,
+    input: Value,
+    handler: &Scripted,
+    error: &str,
+    cause: &str,
+) {
+    let (r, _) = run_instant(json, input, handler).await;
+    assert_eq!(
+        (r.error.as_deref(), r.cause.as_deref()),
+        (Some(error), Some(cause)),
+        "{r:?}"
+    );
+}
+
 pub fn secs(v: &[u64]) -> Vec<Duration> {
     v.iter().map(|s| Duration::from_secs(*s)).collect()
 }
