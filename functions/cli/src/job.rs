@@ -10,11 +10,11 @@ use collector_core::db::{self, ledger};
 use collector_core::jobs::{self, Job, JobOutput};
 use collector_core::jobs::{AppContext, JobError, RakutenEndpoint};
 use collector_core::secrets::{self, Secrets};
-use indicatif::{ProgressBar, ProgressStyle};
 use rakuten_sandbox::{Sandbox, SandboxConfig, SandboxHandle};
 use uuid::Uuid;
 
 use crate::summary;
+use crate::terminal::JobLine;
 use crate::OutputFormat;
 
 #[derive(Args, Debug)]
@@ -154,15 +154,9 @@ pub async fn run_job(
     stop_at: Option<SystemTime>,
 ) -> ExitCode {
     let pages = config.ranking_targets.len() as u64 * u64::from(config.ranking_max_pages);
-    let (label, bar_len) = match job {
-        Job::Ranking => ("ranking pages", pages),
-        Job::Item => ("items", 0),
-        Job::Genre => ("genres", 0),
-        Job::Tag => ("tag batches", 0),
-        Job::IsActive => ("", 0),
-    };
+    let total = (job == Job::Ranking).then_some(pages);
     let run_id = args.run_id;
-    execute(config, args.output, label, bar_len, move |ctx| {
+    execute(config, args.output, job, total, move |ctx| {
         Box::pin(async move {
             let run_id = match job {
                 Job::Ranking => run_id,
@@ -195,12 +189,13 @@ pub async fn resolve_run_id(ctx: &AppContext, run_id: Option<Uuid>) -> Result<Uu
 type JobFuture<'a> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<JobOutput, JobError>> + 'a>>;
 
-/// Prepares the context, shows progress while `work` runs, prints the outcome.
+/// Prepares the context, shows the job's line (crate::terminal) while `work` runs, prints
+/// the outcome.
 async fn execute<F>(
     config: Config,
     output: OutputFormat,
-    label: &str,
-    bar_len: u64,
+    job: Job,
+    total: Option<u64>,
     work: F,
 ) -> ExitCode
 where
@@ -210,9 +205,21 @@ where
         Ok(v) => v,
         Err(e) => return fail(&e),
     };
-    let progress = progress_bar(&ctx, bar_len, label, output);
-    let result = work(&ctx).await;
-    progress.finish_and_clear();
+    let spec = job.spec();
+    let line = JobLine::start(spec.name, spec.fetches, total);
+    let result = ctx.rakuten.scoped_in(&line.scope, work(&ctx)).await;
+    match &result {
+        Ok(out) => {
+            if let (Some(&queued), Some(&remaining)) =
+                (out.extra.get("queued"), out.extra.get("remaining"))
+            {
+                let queued = queued.max(0) as u64;
+                line.set_done(queued.saturating_sub(remaining.max(0) as u64), queued);
+            }
+            line.succeeded(out);
+        }
+        Err(e) => line.failed(e.error_type(), &e.to_string()),
+    }
     if let Some(s) = sandbox {
         s.shutdown().await;
     }
@@ -229,36 +236,4 @@ where
         }
         Err(e) => fail(&e),
     }
-}
-
-/// A bar (or, without a known length, a spinner) of HTTP requests sent.
-fn progress_bar(ctx: &AppContext, len: u64, label: &str, format: OutputFormat) -> ProgressBar {
-    if format != OutputFormat::Text || label.is_empty() {
-        return ProgressBar::hidden();
-    }
-    let bar = if len > 0 {
-        ProgressBar::new(len)
-    } else {
-        ProgressBar::new_spinner()
-    };
-    let template = if len > 0 {
-        format!("{{spinner}} {label} [{{bar:30}}] {{pos}}/{{len}} requests  {{elapsed}}")
-    } else {
-        format!("{{spinner}} {label}: {{pos}} requests  {{elapsed}}")
-    };
-    bar.set_style(
-        ProgressStyle::with_template(&template)
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    let client = ctx.rakuten.clone();
-    let start = client.stats().requests;
-    let b = bar.clone();
-    tokio::spawn(async move {
-        while !b.is_finished() {
-            b.set_position(client.stats().requests - start);
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    });
-    bar
 }

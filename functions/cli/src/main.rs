@@ -10,6 +10,7 @@ mod run;
 mod runs;
 mod sandbox;
 mod summary;
+mod terminal;
 mod verify;
 
 use std::process::ExitCode;
@@ -28,6 +29,10 @@ use collector_core::jobs::Job;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// `run` and `job`: stream the logs to stderr too (they always go to the file under
+    /// .local/logs/ named on stderr)
+    #[arg(short, long, global = true)]
+    verbose: bool,
 }
 
 #[derive(Subcommand)]
@@ -43,7 +48,8 @@ enum Command {
     Sandbox(sandbox::SandboxArgs),
     /// Run the whole jobnet locally from statemachine/jobnet.asl.json (the definition AWS
     /// runs): migrations, Guard, Ranking, the Item loop, Genre and Tag in parallel,
-    /// IsActive, Notify; progress and a summary table. A plain run first resumes an
+    /// IsActive, Notify; one line per job and a summary table (the logs in a file under
+    /// .local/logs/, named first; -v: on stderr too). A plain run first resumes an
     /// abandoned run of the same JST day. Exit status: 1 a job failed on its data, 2 bad
     /// input or configuration, 3 another run of the environment is still going, 4 the
     /// database or raw store failed, 5 anything else (docs/runbook.md)
@@ -108,6 +114,20 @@ enum JobCommand {
     Tag(job::JobArgs),
 }
 
+impl JobCommand {
+    fn name(&self) -> &'static str {
+        match self {
+            JobCommand::Ranking(_) => Job::Ranking,
+            JobCommand::Item(_) => Job::Item,
+            JobCommand::IsActive(_) => Job::IsActive,
+            JobCommand::Genre(_) => Job::Genre,
+            JobCommand::Tag(_) => Job::Tag,
+        }
+        .spec()
+        .name
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
     /// A human-readable summary
@@ -132,7 +152,16 @@ fn config_help() -> String {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    collector_core::telemetry::init_cli("info");
+    // `run` and `job` show progress on the terminal and keep their logs in a file.
+    match &cli.command {
+        Command::Run(_) => {
+            terminal::init_logging("run", cli.verbose);
+        }
+        Command::Job { job } => {
+            terminal::init_logging(&format!("job-{}", job.name()), cli.verbose);
+        }
+        _ => collector_core::telemetry::init_cli("info"),
+    }
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {

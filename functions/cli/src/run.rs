@@ -27,10 +27,12 @@ use collector_core::db::Db;
 use collector_core::jobs::guard::{self, GuardRequest, LocalLock};
 use collector_core::jobs::notify::{self, Notifier};
 use collector_core::jobs::{self, AppContext, Job, JobError, JobOutput};
-use indicatif::{ProgressBar, ProgressStyle};
 use rakuten_sandbox::SandboxHandle;
 use serde_json::{json, Value};
 use uuid::Uuid;
+
+use crate::terminal::{self, say, JobLines};
+use crate::OutputFormat;
 
 /// The definition built into the binary, used when the file is not found.
 const EMBEDDED_DEFINITION: &str = include_str!("../../../statemachine/jobnet.asl.json");
@@ -64,6 +66,10 @@ pub struct RunArgs {
     /// Tag) are judged as of that day; a week can be simulated in minutes
     #[arg(long, value_name = "YYYY-MM-DD")]
     pub as_of: Option<NaiveDate>,
+    /// What to print on stdout at the end: the summary table, or (json) the run's summary
+    /// document (the one Notify sends)
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
 }
 
 /// Where `--as-of` notes the refresh-clock shift it is applying (removed when the run
@@ -247,16 +253,8 @@ struct LocalTasks {
     lock: Arc<LocalLock>,
     notifier: Notifier,
     item_slice: Duration,
-    progress: ProgressBar,
+    progress: Arc<Progress>,
     notify_report: Mutex<Option<Value>>,
-}
-
-fn say(bar: &ProgressBar, msg: impl AsRef<str>) {
-    if bar.is_hidden() {
-        eprintln!("{}", msg.as_ref());
-    } else {
-        bar.println(msg.as_ref());
-    }
 }
 
 fn task_error(e: JobError) -> TaskError {
@@ -284,125 +282,126 @@ impl TaskHandler for LocalTasks {
             .unwrap_or_default()
             .to_string();
         let payload = input.get("Payload").cloned().unwrap_or(json!({}));
-        let out =
-            match function.as_str() {
-                "guard" => {
-                    let req = GuardRequest::from_event(&payload).map_err(task_error)?;
-                    let out = guard::run(&self.ctx, req, self.lock.as_ref(), "local")
-                        .await
-                        .map_err(task_error)?;
-                    if !out.proceed {
-                        say(
-                            &self.progress,
-                            format!(
-                            "waiting: {} — checking again in {} s ({}/{} waits before refusing)",
-                            out.waiting_for.join("; "),
-                            guard::WAIT_SECONDS,
-                            out.waits,
-                            payload.get("max_waits").and_then(Value::as_str).unwrap_or("?"),
-                        ),
-                        );
-                    } else if let Some(id) = out.run_id {
-                        if let Some(r) = &out.resumed {
-                            say(&self.progress, format!("resuming {r}"));
-                        }
-                        say(
-                            &self.progress,
-                            format!(
-                                "run {id} (env {}), starting at {}",
-                                self.ctx.config.env, out.start_at
-                            ),
-                        );
+        let out = match function.as_str() {
+            "guard" => {
+                let req = GuardRequest::from_event(&payload).map_err(task_error)?;
+                let out = guard::run(&self.ctx, req, self.lock.as_ref(), "local")
+                    .await
+                    .map_err(task_error)?;
+                if !out.proceed {
+                    say(format!(
+                        "waiting: {} — checking again in {} s ({}/{} waits before refusing)",
+                        out.waiting_for.join("; "),
+                        guard::WAIT_SECONDS,
+                        out.waits,
+                        payload
+                            .get("max_waits")
+                            .and_then(Value::as_str)
+                            .unwrap_or("?"),
+                    ));
+                } else if let Some(id) = out.run_id {
+                    if let Some(r) = &out.resumed {
+                        say(format!("resuming {r}"));
                     }
-                    serde_json::to_value(out).expect("serialises")
+                    say(format!(
+                        "run {id} (env {}), starting at {}",
+                        self.ctx.config.env, out.start_at
+                    ));
                 }
-                "notify" => {
-                    let report = notify::run(&self.ctx, &payload, &self.notifier)
-                        .await
-                        .map_err(task_error)?;
-                    let v = serde_json::to_value(report).expect("serialises");
-                    *self.notify_report.lock().expect("lock") = Some(v.clone());
-                    v
-                }
-                name => {
-                    let job: Job = name.parse().map_err(task_error)?;
-                    let deadline = (job == Job::Item).then(|| {
-                        SystemTime::now() + self.item_slice + self.ctx.config.item.deadline_margin
-                    });
-                    jobs::dispatch(&self.ctx, job, payload, deadline)
-                        .await
-                        .map_err(task_error)?
-                }
-            };
+                serde_json::to_value(out).expect("serialises")
+            }
+            "notify" => {
+                let report = notify::run(&self.ctx, &payload, &self.notifier)
+                    .await
+                    .map_err(task_error)?;
+                let v = serde_json::to_value(report).expect("serialises");
+                *self.notify_report.lock().expect("lock") = Some(v.clone());
+                v
+            }
+            name => {
+                let job: Job = name.parse().map_err(task_error)?;
+                let deadline = (job == Job::Item).then(|| {
+                    SystemTime::now() + self.item_slice + self.ctx.config.item.deadline_margin
+                });
+                // Counted on the job's line too (its requests, 429s).
+                let line = self.progress.line(job.spec());
+                let work = jobs::dispatch(&self.ctx, job, payload, deadline);
+                self.ctx
+                    .rakuten
+                    .scoped_in(&line.scope, work)
+                    .await
+                    .map_err(task_error)?
+            }
+        };
         Ok(json!({"Payload": out, "StatusCode": 200, "ExecutedVersion": "$LATEST"}))
     }
 }
 
-/// Progress on the terminal: one line per job, a bar for the Item loop.
+/// Progress on the terminal: one line per job (crate::terminal).
 struct Progress {
-    bar: ProgressBar,
+    lines: JobLines,
+    /// Ranking's units: targets × pages.
+    ranking_pages: u64,
+}
+
+impl Progress {
+    /// The line of the job, started on first use.
+    fn line(&self, spec: &'static jobs::JobSpec) -> Arc<terminal::JobLine> {
+        let total = (spec.job == Job::Ranking).then_some(self.ranking_pages);
+        self.lines.line(spec.name, spec.fetches, total)
+    }
+}
+
+/// The job a Task state runs (None for Guard and Notify).
+fn job_spec(state: &str) -> Option<&'static jobs::JobSpec> {
+    jobs::JOBS
+        .iter()
+        .find(|s| s.state == state)
+        .map(|s| s.job.spec())
 }
 
 /// The job a Task state runs (None for Guard and Notify).
 fn job_label(state: &str) -> Option<&'static str> {
-    jobs::JOBS.iter().find(|s| s.state == state).map(|s| s.name)
+    job_spec(state).map(|s| s.name)
 }
 
 impl Observer for Progress {
     fn on_event(&self, e: &TraceEvent) {
         match e {
-            TraceEvent::TaskScheduled { name, attempt, .. } => {
-                if let Some(job) = job_label(name) {
-                    if name != "Item" || *attempt > 0 {
-                        self.bar.set_message(format!("{job} …"));
-                    }
-                }
-                if name == "Item" && self.bar.length().is_none() {
-                    self.bar.set_style(
-                        ProgressStyle::with_template(
-                            "{spinner} item [{bar:30}] {pos}/{len} items  {elapsed}  {msg}",
-                        )
-                        .expect("valid template")
-                        .progress_chars("=> "),
-                    );
-                    self.bar.set_length(0);
+            TraceEvent::TaskScheduled { name, .. } => {
+                if let Some(spec) = job_spec(name) {
+                    self.line(spec);
                 }
             }
             TraceEvent::TaskSucceeded { name, output, .. } => {
-                let Some(job) = job_label(name) else { return };
+                let Some(spec) = job_spec(name) else { return };
                 let Some(out) = output
                     .get("Payload")
                     .and_then(|p| serde_json::from_value::<JobOutput>(p.clone()).ok())
                 else {
                     return;
                 };
-                if name == "Item" {
+                let line = self.line(spec);
+                if spec.job == Job::Item {
                     let queued = out.extra.get("queued").copied().unwrap_or(0).max(0) as u64;
                     let remaining = out.extra.get("remaining").copied().unwrap_or(0).max(0) as u64;
-                    self.bar.set_length(queued);
-                    self.bar.set_position(queued.saturating_sub(remaining));
+                    let done = queued.saturating_sub(remaining);
+                    line.set_done(done, queued);
                     if !out.done {
-                        let msg = format!("{remaining} left, continuing");
-                        if self.bar.is_hidden() {
-                            eprintln!(
-                                "… item: {}/{queued} items done, {msg}",
-                                queued.saturating_sub(remaining)
-                            );
-                        }
-                        self.bar.set_message(msg);
+                        line.note(format!(
+                            "{done}/{queued} items done, {remaining} left, continuing"
+                        ));
                         return;
                     }
                 }
-                say(
-                    &self.bar,
-                    format!(
-                        "✔ {job}: {} units, {} failed ({:.2}%), {} requests",
-                        out.units.attempted,
-                        out.units.failed,
-                        out.failure_rate * 100.0,
-                        out.requests
-                    ),
-                );
+                line.succeeded(&out);
+            }
+            TraceEvent::TaskFailed {
+                name, error, cause, ..
+            } => {
+                if let Some(spec) = job_spec(name) {
+                    self.line(spec).attempt_failed(error, cause);
+                }
             }
             TraceEvent::TaskRetried {
                 name,
@@ -410,18 +409,17 @@ impl Observer for Progress {
                 delay_ms,
                 error,
                 ..
-            } => say(
-                &self.bar,
-                format!(
-                    "↻ {name}: {error}, retry {attempt} in {:.1} s",
-                    *delay_ms as f64 / 1000.0
-                ),
-            ),
+            } => say(format!(
+                "↻ {name}: {error}, retry {attempt} in {:.1} s",
+                *delay_ms as f64 / 1000.0
+            )),
             TraceEvent::StateCaught {
                 name, error, cause, ..
-            } if job_label(name).is_some() || name == "Guard" => {
-                say(&self.bar, format!("✘ {name}: {error}: {cause}"))
-            }
+            } => match job_spec(name) {
+                Some(spec) => self.line(spec).failed(error, cause),
+                None if name == "Guard" => say(format!("✘ {name}: {error}: {cause}")),
+                None => {}
+            },
             _ => {}
         }
     }
@@ -614,18 +612,18 @@ pub async fn run(config: Config, args: RunArgs) -> ExitCode {
         },
         None => None,
     };
-    let bar = ProgressBar::new_spinner();
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg}  {elapsed}").expect("valid template"),
-    );
-    bar.enable_steady_tick(Duration::from_millis(120));
+    let progress = Arc::new(Progress {
+        lines: JobLines::default(),
+        ranking_pages: ctx.config.ranking_targets.len() as u64
+            * u64::from(ctx.config.ranking_max_pages),
+    });
     let lock = Arc::new(LocalLock::new(database_url, env.clone()));
     let tasks = LocalTasks {
         ctx: Arc::new(ctx),
         lock: Arc::clone(&lock),
         notifier,
         item_slice: Duration::from_secs(args.item_slice_secs.max(1)),
-        progress: bar.clone(),
+        progress: Arc::clone(&progress),
         notify_report: Mutex::new(None),
     };
     let mut input = serde_json::Map::new();
@@ -642,17 +640,16 @@ pub async fn run(config: Config, args: RunArgs) -> ExitCode {
         state_machine_id: format!("local:{env}:jobnet"),
         state_machine_name: "jobnet".into(),
     };
-    let progress = Progress { bar: bar.clone() };
     let result = asl_runner::run(
         &def,
         Value::Object(input),
         &tasks,
         &RealClock,
         opts,
-        Some(&progress),
+        Some(progress.as_ref()),
     )
     .await;
-    bar.finish_and_clear();
+    progress.lines.end_all();
     if let Some(a) = &as_of {
         if let Err(e) = a.end(&tasks.ctx).await {
             eprintln!("error: --as-of could not restore the refresh clock ({e}); the next --as-of run does ({AS_OF_MARKER})");
@@ -663,10 +660,34 @@ pub async fn run(config: Config, args: RunArgs) -> ExitCode {
         s.shutdown().await;
     }
 
-    println!();
-    print_table(&result);
     let report = tasks.notify_report.lock().expect("lock").clone();
-    if let Some(r) = &report {
+    if args.output == OutputFormat::Json {
+        // The run's summary document (Notify's), else what is known without it.
+        let summary = report
+            .as_ref()
+            .and_then(|r| r.get("summary").cloned())
+            .unwrap_or_else(|| {
+                json!({
+                    "status": if result.succeeded() { "succeeded" } else { "failed" },
+                    "env": env,
+                    "error": result.error.as_ref().map(|e| json!({
+                        "Error": e,
+                        "Cause": result.cause.clone().unwrap_or_default(),
+                    })),
+                })
+            });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&summary).expect("serialises")
+        );
+    } else {
+        println!();
+        print_table(&result);
+    }
+    if let Some(r) = report
+        .as_ref()
+        .filter(|_| args.output == OutputFormat::Text)
+    {
         let delivered = r.get("delivered").and_then(Value::as_bool).unwrap_or(false);
         let channels = r
             .get("channels")
@@ -691,7 +712,9 @@ pub async fn run(config: Config, args: RunArgs) -> ExitCode {
             .and_then(|o| o.pointer("/guard/Payload/run_id"))
             .and_then(Value::as_str)
             .unwrap_or("?");
-        println!("jobnet succeeded — run {run_id}");
+        if args.output == OutputFormat::Text {
+            println!("jobnet succeeded — run {run_id}");
+        }
         ExitCode::SUCCESS
     } else {
         let error = result.error.clone().unwrap_or_default();

@@ -103,8 +103,25 @@ pub struct Fetched<T> {
 }
 
 tokio::task_local! {
-    /// Counters of the innermost `RakutenClient::scoped` future.
-    static SCOPE: Arc<Counters>;
+    /// Counters of the innermost `RakutenClient::scoped` future, and of those around it.
+    static SCOPE: Arc<Scopes>;
+}
+
+/// The counters of the innermost scope and the chain of scopes enclosing it: a request
+/// counts in every one (a display's per-job scope around the job's own).
+struct Scopes {
+    counters: Arc<Counters>,
+    outer: Option<Arc<Scopes>>,
+}
+
+impl Scopes {
+    /// `counters` inside the current scope, if any.
+    fn enter(counters: Arc<Counters>) -> Arc<Scopes> {
+        Arc::new(Scopes {
+            counters,
+            outer: SCOPE.try_with(Arc::clone).ok(),
+        })
+    }
 }
 
 #[derive(Default)]
@@ -518,30 +535,39 @@ impl RakutenClient {
     /// each see only their own requests this way.
     pub fn current_stats(&self) -> ClientStats {
         SCOPE
-            .try_with(|c| c.snapshot())
+            .try_with(|c| c.counters.snapshot())
             .unwrap_or_else(|_| self.stats())
     }
 
     /// The current scope (see [`RakutenClient::scoped_in`]), if any.
     pub fn current_scope(&self) -> Option<StatsScope> {
-        SCOPE.try_with(|c| StatsScope(Arc::clone(c))).ok()
+        SCOPE.try_with(|c| StatsScope(Arc::clone(&c.counters))).ok()
     }
 
     /// Runs `fut` with the counters of `scope` (visible through
-    /// [`RakutenClient::current_stats`] inside it and through `scope` outside).
+    /// [`RakutenClient::current_stats`] inside it and through `scope` outside). Scopes
+    /// nest: a request inside counts in this scope and in every scope around it.
     pub async fn scoped_in<F: std::future::Future>(&self, scope: &StatsScope, fut: F) -> F::Output {
-        SCOPE.scope(Arc::clone(&scope.0), fut).await
+        SCOPE.scope(Scopes::enter(Arc::clone(&scope.0)), fut).await
     }
 
     /// Runs `fut` with counters of its own (visible through [`RakutenClient::current_stats`]
     /// inside it); the client-wide counters keep counting too.
     pub async fn scoped<F: std::future::Future>(&self, fut: F) -> F::Output {
-        SCOPE.scope(Arc::new(Counters::default()), fut).await
+        SCOPE
+            .scope(Scopes::enter(Arc::new(Counters::default())), fut)
+            .await
     }
 
     fn count(&self, field: impl Fn(&Counters) -> &AtomicU64) {
         field(&self.inner.stats).fetch_add(1, Ordering::Relaxed);
-        let _ = SCOPE.try_with(|c| field(c).fetch_add(1, Ordering::Relaxed));
+        let _ = SCOPE.try_with(|c| {
+            let mut scope = Some(c);
+            while let Some(s) = scope {
+                field(&s.counters).fetch_add(1, Ordering::Relaxed);
+                scope = s.outer.as_ref();
+            }
+        });
     }
 
     /// The full request URL. Holds the credentials: never log or keep it.
