@@ -1,6 +1,6 @@
 //! The jobs at the real pace: Ranking → Item → Genre ∥ Tag against a sandbox limited to 1
-//! request/s per application ID, at the default pace (`RAKUTEN_REQUESTS_PER_SECOND`
-//! 0.95). Genre and Tag run at the same time with a context each (two processes: two
+//! request/s per application ID, at the default pace (`RAKUTEN_REQUESTS_PER_SECOND`,
+//! 0.98). Genre and Tag run at the same time with a context each (two processes: two
 //! pacers, two connections, one budget in PostgreSQL). Prints the requests, the 429s the
 //! sandbox answered, the achieved rate (requests over the time from the first send to the
 //! last) and the smallest gap between two sends.
@@ -33,6 +33,27 @@ struct Paced {
     /// they add beyond one interval each (job start-up, loads, late wake-ups).
     long_gaps: (usize, f64),
     per_job: Vec<(&'static str, u64)>,
+    /// Gaps between consecutive sends of Ranking + Item (one process).
+    ranking_item_gaps: Gaps,
+}
+
+/// Median and mean of the gaps between consecutive sends.
+#[derive(Default)]
+struct Gaps {
+    median: Duration,
+    mean: Duration,
+}
+
+fn gaps(sends: &[Instant]) -> Gaps {
+    let mut v: Vec<Duration> = sends.windows(2).map(|w| w[1] - w[0]).collect();
+    if v.is_empty() {
+        return Gaps::default();
+    }
+    v.sort();
+    Gaps {
+        median: v[v.len() / 2],
+        mean: v.iter().sum::<Duration>() / v.len() as u32,
+    }
 }
 
 async fn paced(items: usize, rps: Option<String>, limit: f64) -> Paced {
@@ -46,11 +67,7 @@ async fn paced(items: usize, rps: Option<String>, limit: f64) -> Paced {
         ("ITEM_DAILY_REQUEST_BUDGET", budget.as_str()),
         ("RAKUTEN_RETRY_BASE_MS", "1000"),
     ];
-    let rps = rps.unwrap_or_else(|| {
-        collector_core::config::Config::from_map(&Default::default())
-            .map(|c| c.rakuten.requests_per_second.to_string())
-            .unwrap_or_else(|_| "0.95".into())
-    });
+    let rps = rps.unwrap_or_else(|| default_rps().to_string());
     extra.push(("RAKUTEN_REQUESTS_PER_SECOND", rps.as_str()));
     let conf = || job_config(&db, &sandbox, raw.path(), &extra);
     let (main_ctx, genre_ctx, tag_ctx): (AppContext, AppContext, AppContext) = (
@@ -73,6 +90,7 @@ async fn paced(items: usize, rps: Option<String>, limit: f64) -> Paced {
     );
     let (g, t) = (g.expect("genre"), t.expect("tag"));
     let mut sends: Vec<SentRequest> = main_ctx.rakuten.sent_requests();
+    let ranking_item_gaps = gaps(&sends.iter().map(|s| s.at).collect::<Vec<_>>());
     sends.extend(genre_ctx.rakuten.sent_requests());
     sends.extend(tag_ctx.rakuten.sent_requests());
     sends.sort_by_key(|s| s.at);
@@ -104,6 +122,7 @@ async fn paced(items: usize, rps: Option<String>, limit: f64) -> Paced {
         first_to_last_secs,
         smallest_gap,
         long_gaps,
+        ranking_item_gaps,
         per_job: vec![
             ("ranking", r.requests),
             ("item", i.requests),
@@ -113,9 +132,18 @@ async fn paced(items: usize, rps: Option<String>, limit: f64) -> Paced {
     }
 }
 
+/// The configuration's default pace (`RAKUTEN_REQUESTS_PER_SECOND` unset).
+fn default_rps() -> f64 {
+    collector_core::config::Config::from_map(&Default::default())
+        .expect("default configuration")
+        .rakuten
+        .requests_per_second
+}
+
 /// The naive collector: 34 ranking pages and `items` Item Searches (best-ranked first),
-/// paced in-process, one autocommitted INSERT per row. Returns (seconds, requests, 429s).
-async fn naive(items: usize, rps: f64, limit: f64) -> (f64, u64, u64) {
+/// paced in-process, one autocommitted INSERT per row. Returns (seconds, requests, 429s,
+/// gaps between its sends).
+async fn naive(items: usize, rps: f64, limit: f64) -> (f64, u64, u64, Gaps) {
     let db = TestDb::new().await;
     let pg = db.client().await;
     pg.batch_execute(
@@ -177,9 +205,10 @@ async fn naive(items: usize, rps: f64, limit: f64) -> (f64, u64, u64) {
         }
     }
     let secs = started.elapsed().as_secs_f64();
+    let sends: Vec<Instant> = client.sent_requests().iter().map(|s| s.at).collect();
     let stats = sandbox.stats();
     sandbox.shutdown().await;
-    (secs, stats.requests, stats.rate_limited)
+    (secs, stats.requests, stats.rate_limited, gaps(&sends))
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -195,13 +224,13 @@ async fn main() {
     let rps: f64 = rps_var
         .as_deref()
         .map(|v| v.parse().expect("BENCH_RPS"))
-        .unwrap_or(0.95);
+        .unwrap_or_else(default_rps);
     if env("BENCH_NAIVE_ONLY").is_some() {
-        let (secs, requests, throttled) = naive(items, rps, limit).await;
+        let (secs, requests, throttled, _) = naive(items, rps, limit).await;
         println!("naive collector: {requests} requests in {secs:.1} s, {throttled} answers 429");
         return;
     }
-    let (ours, (naive_secs, naive_requests, naive_429)) =
+    let (ours, (naive_secs, naive_requests, naive_429, naive_gaps)) =
         tokio::join!(paced(items, rps_var, limit), naive(items, rps, limit));
     let per_job = ours
         .per_job
@@ -229,5 +258,13 @@ async fn main() {
         ours.ranking_item_secs,
         naive_secs,
         ours.ranking_item_secs / naive_secs
+    );
+    println!(
+        "  gap between two sends, median / mean: ours {:.1} / {:.1} ms, naive {:.1} / {:.1} ms (interval {:.1} ms)",
+        ours.ranking_item_gaps.median.as_secs_f64() * 1e3,
+        ours.ranking_item_gaps.mean.as_secs_f64() * 1e3,
+        naive_gaps.median.as_secs_f64() * 1e3,
+        naive_gaps.mean.as_secs_f64() * 1e3,
+        1e3 / rps
     );
 }

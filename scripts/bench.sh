@@ -108,14 +108,18 @@ fi
 if want startup; then
   bins="new=$ROOT/target/release/ranking"
   if [ "$OLD_REV" != none ]; then
-    old_bin="$ROOT/target/release/ranking-$OLD_REV"
+    # A target directory of its own: the old tree has no .cargo/config.toml, so its aws-lc
+    # is built with jitter entropy (as it was then); sharing target/ would rebuild aws-lc
+    # and everything above it back and forth between the two.
+    old_target="$ROOT/target/bench-old"
+    old_bin="$old_target/release/ranking-$OLD_REV"
     if [ ! -x "$old_bin" ]; then
-      say "building the Ranking binary of $OLD_REV (shares target/: only our crates compile)"
+      say "building the Ranking binary of $OLD_REV (in target/bench-old: a full release build the first time)"
       src="$WORK/old-src"
       mkdir -p "$src"
       git archive "$OLD_REV" | tar -x -C "$src"
       sed -i "s/^name = \"ranking\"$/name = \"ranking-$OLD_REV\"/" "$src/functions/ranking/Cargo.toml"
-      (cd "$src" && CARGO_TARGET_DIR="$ROOT/target" cargo build --release -q -p "ranking-$OLD_REV")
+      (cd "$src" && CARGO_TARGET_DIR="$old_target" cargo build --release -q -p "ranking-$OLD_REV")
     fi
     bins="old($OLD_REV)=$old_bin $bins"
   fi
