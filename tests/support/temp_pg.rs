@@ -181,8 +181,13 @@ impl Drop for TempPostgres {
 }
 
 fn bin_dir() -> PathBuf {
+    installed_bin_dir().unwrap_or_else(|| PathBuf::from(""))
+}
+
+/// The server binaries: `PG_BIN_DIR`, else the newest `/usr/lib/postgresql/*/bin`.
+pub fn installed_bin_dir() -> Option<PathBuf> {
     if let Ok(dir) = std::env::var("PG_BIN_DIR") {
-        return PathBuf::from(dir);
+        return Some(PathBuf::from(dir));
     }
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
@@ -195,10 +200,7 @@ fn bin_dir() -> PathBuf {
         })
         .collect();
     versions.sort();
-    versions
-        .pop()
-        .map(|(_, bin)| bin)
-        .unwrap_or_else(|| PathBuf::from(""))
+    versions.pop().map(|(_, bin)| bin)
 }
 
 /// As root: the `postgres` user's uid and gid.

@@ -2,41 +2,33 @@
 //! (the binary finds moto through `AWS_ENDPOINT_URL`), with the ledger on a real
 //! PostgreSQL.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use collector_core::db::ledger;
 use ichiba_collector_tests::*;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).to_string()
-}
-
 /// The binary with moto's endpoint and dummy credentials, off the async runtime.
 async fn collector(env: Vec<(String, String)>, args: Vec<String>) -> Output {
-    tokio::task::spawn_blocking(move || {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_collector"));
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("NO_COLOR", "1")
-            .env("RUST_LOG", "warn")
-            .env("AWS_ENDPOINT_URL", moto_endpoint())
-            .env("AWS_REGION", "ap-northeast-1")
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_EC2_METADATA_DISABLED", "true");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        cmd.args(args).output().expect("run collector")
-    })
-    .await
-    .unwrap()
+    let endpoint = moto_endpoint();
+    let aws = [
+        ("RUST_LOG", "warn"),
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_REGION", "ap-northeast-1"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]
+    .map(|(k, v)| (k.to_string(), v.to_string()));
+    let mut cmd = collector_command(env!("CARGO_BIN_EXE_collector"), aws.into_iter().chain(env));
+    cmd.args(args);
+    output_of(cmd).await
 }
 
-fn args(a: &[&str]) -> Vec<String> {
-    a.iter().map(|s| s.to_string()).collect()
+/// The arguments in `line`, split at white space.
+fn words(line: &str) -> Vec<String> {
+    line.split_whitespace().map(str::to_string).collect()
 }
 
 fn json_of(out: &Output) -> Value {
@@ -51,36 +43,31 @@ fn json_of(out: &Output) -> Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&out.stdout)))
 }
 
+/// `collector LINE` with `vars` succeeds: its stdout.
+async fn stdout_of(vars: Vec<(String, String)>, line: &str) -> String {
+    let out = collector(vars, words(line)).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+/// `collector aws status --env ENV --output json` with `vars`: the document.
+async fn status_json(vars: Vec<(String, String)>, env: &str) -> Value {
+    let out = collector(
+        vars,
+        words(&format!("aws status --env {env} --output json")),
+    )
+    .await;
+    json_of(&out)
+}
+
 async fn sfn() -> aws_sdk_sfn::Client {
-    let endpoint = moto_endpoint();
-    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("ap-northeast-1"))
-        .endpoint_url(&endpoint)
-        .credentials_provider(aws_sdk_sfn::config::Credentials::new(
-            "testing", "testing", None, None, "tests",
-        ))
-        .load()
-        .await;
-    let client = aws_sdk_sfn::Client::new(&shared);
-    client.list_state_machines().send().await.unwrap_or_else(|e| {
-        panic!("moto server not reachable at {endpoint} ({e:?}); start it with scripts/start-moto.sh")
-    });
-    client
+    moto_sfn().await
 }
 
 /// A fresh env name and its state machine `ichiba-collector-<env>-jobnet` on moto.
 async fn jobnet(sfn: &aws_sdk_sfn::Client) -> (String, String) {
-    let env = format!("t{}", &Uuid::new_v4().simple().to_string()[..10]);
-    let arn = sfn
-        .create_state_machine()
-        .name(format!("ichiba-collector-{env}-jobnet"))
-        .definition(r#"{"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}"#)
-        .role_arn("arn:aws:iam::123456789012:role/icx-jobnet")
-        .send()
-        .await
-        .expect("create state machine on moto")
-        .state_machine_arn()
-        .to_string();
+    let env = format!("t{}", unique(10));
+    let arn = moto_state_machine(sfn, &format!("ichiba-collector-{env}-jobnet")).await;
     (env, arn)
 }
 
@@ -113,18 +100,9 @@ async fn start_sends_guards_input_and_status_shows_the_execution_with_its_run() 
     // Found by name; the input is what Guard accepts.
     let out = collector(
         vec![],
-        args(&[
-            "aws",
-            "start",
-            "--env",
-            &env,
-            "--start-at",
-            "item",
-            "--run-id",
-            &run_id.to_string(),
-            "--output",
-            "json",
-        ]),
+        words(&format!(
+            "aws start --env {env} --start-at item --run-id {run_id} --output json"
+        )),
     )
     .await;
     let started = json_of(&out);
@@ -148,13 +126,7 @@ async fn start_sends_guards_input_and_status_shows_the_execution_with_its_run() 
 
     // Status as JSON: the execution, running, with its run and jobs from the ledger.
     let db_env = vec![("DATABASE_URL".to_string(), db.url.clone())];
-    let status = json_of(
-        &collector(
-            db_env.clone(),
-            args(&["aws", "status", "--env", &env, "--output", "json"]),
-        )
-        .await,
-    );
+    let status = status_json(db_env.clone(), &env).await;
     assert_eq!(status["ledger"], "read");
     let ex = &status["executions"][0];
     assert_eq!(ex["execution_arn"], json!(exec));
@@ -168,9 +140,7 @@ async fn start_sends_guards_input_and_status_shows_the_execution_with_its_run() 
     assert_eq!(job("item")["requests"], 120);
 
     // As text: status, input, the run's jobs and how to stop it.
-    let out = collector(db_env.clone(), args(&["aws", "status", "--env", &env])).await;
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let t = text(&out.stdout);
+    let t = stdout_of(db_env.clone(), &format!("aws status --env {env}")).await;
     assert!(t.contains(&format!("state machine {sm}")), "{t}");
     assert!(t.contains("RUNNING"), "{t}");
     assert!(
@@ -200,13 +170,7 @@ async fn start_sends_guards_input_and_status_shows_the_execution_with_its_run() 
         .send()
         .await
         .unwrap();
-    let out = collector(
-        vec![],
-        args(&["aws", "status", "--env", &env, "--no-ledger"]),
-    )
-    .await;
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let t = text(&out.stdout);
+    let t = stdout_of(vec![], &format!("aws status --env {env} --no-ledger")).await;
     assert!(t.contains("ABORTED"), "{t}");
     assert!(!t.contains("stop-execution"), "{t}");
     assert!(t.contains("console: https://ap-northeast-1.console.aws.amazon.com/states/home?region=ap-northeast-1#/v2/executions/details/"), "{t}");
@@ -221,13 +185,11 @@ async fn a_plain_execution_is_tied_to_the_run_the_ledger_opened_while_it_ran() {
     ledger_run(&db, &env, "local").await;
 
     // Text start through an explicit ARN (the flag); the input is {}.
-    let out = collector(
+    let t = stdout_of(
         vec![],
-        args(&["aws", "start", "--env", &env, "--state-machine-arn", &sm]),
+        &format!("aws start --env {env} --state-machine-arn {sm}"),
     )
     .await;
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let t = text(&out.stdout);
     assert!(t.contains("started arn:aws:states:ap-northeast-1:"), "{t}");
     assert!(t.contains("input:   {}"), "{t}");
     assert!(
@@ -237,29 +199,18 @@ async fn a_plain_execution_is_tied_to_the_run_the_ledger_opened_while_it_ran() {
 
     // Before Guard opened a run: none.
     let db_env = vec![("DATABASE_URL".to_string(), db.url.clone())];
-    let status = json_of(
-        &collector(
-            db_env.clone(),
-            args(&["aws", "status", "--env", &env, "--output", "json"]),
-        )
-        .await,
-    );
+    let status = status_json(db_env.clone(), &env).await;
     assert_eq!(status["executions"].as_array().unwrap().len(), 1);
     assert!(status["executions"][0]["run_id"].is_null(), "{status}");
 
     // Guard opens the run (trigger stepfunctions): the execution gets it.
     let run_id = ledger_run(&db, &env, "stepfunctions").await;
-    let status = json_of(
-        &collector(
-            // The variable works as the flag does.
-            vec![
-                ("DATABASE_URL".to_string(), db.url.clone()),
-                ("STATE_MACHINE_ARN".to_string(), sm.clone()),
-            ],
-            args(&["aws", "status", "--env", &env, "--output", "json"]),
-        )
-        .await,
-    );
+    // The variable works as the flag does.
+    let with_arn = vec![
+        ("DATABASE_URL".to_string(), db.url.clone()),
+        ("STATE_MACHINE_ARN".to_string(), sm.clone()),
+    ];
+    let status = status_json(with_arn, &env).await;
     let ex = &status["executions"][0];
     assert_eq!(ex["run_id"], json!(run_id.to_string()), "{status}");
     assert_eq!(ex["run_id_from"], "ledger");
@@ -269,11 +220,9 @@ async fn a_plain_execution_is_tied_to_the_run_the_ledger_opened_while_it_ran() {
 #[tokio::test]
 async fn a_missing_state_machine_or_database_is_named() {
     let _ = sfn().await;
-    let env = format!("nosuch{}", &Uuid::new_v4().simple().to_string()[..8]);
-    let out = collector(vec![], args(&["aws", "status", "--env", &env])).await;
-    assert_eq!(out.status.code(), Some(2));
-    let err = text(&out.stderr);
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let env = format!("nosuch{}", unique(8));
+    let out = collector(vec![], words(&format!("aws status --env {env}"))).await;
+    let err = one_line_error(&out, 2);
     assert!(
         err.contains(&format!(
             "no state machine named ichiba-collector-{env}-jobnet in region ap-northeast-1"
@@ -282,40 +231,27 @@ async fn a_missing_state_machine_or_database_is_named() {
     );
     let out = collector(
         vec![],
-        args(&[
-            "aws",
-            "start",
-            "--env",
-            "dev",
-            "--state-machine-arn",
-            "jobnet",
-        ]),
+        words("aws start --env dev --state-machine-arn jobnet"),
     )
     .await;
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("is not a state machine ARN"));
-    let out = collector(
-        vec![],
-        args(&["aws", "start", "--env", "dev", "--start-at", "items"]),
-    )
-    .await;
+    let out = collector(vec![], words("aws start --env dev --start-at items")).await;
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("ranking, item, genre_tag, is_active"));
 
     // A database that does not answer: the executions are still listed, the ledger named.
     let sfn = sfn().await;
     let (env, _) = jobnet(&sfn).await;
-    collector(vec![], args(&["aws", "start", "--env", &env])).await;
-    let out = collector(
+    collector(vec![], words(&format!("aws start --env {env}"))).await;
+    let t = stdout_of(
         vec![(
             "DATABASE_URL".to_string(),
             "postgresql://postgres@127.0.0.1:9/none".to_string(),
         )],
-        args(&["aws", "status", "--env", &env]),
+        &format!("aws status --env {env}"),
     )
     .await;
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let t = text(&out.stdout);
     assert!(t.contains("RUNNING"), "{t}");
     assert!(t.contains("ledger not read ([DatabaseError]"), "{t}");
 }

@@ -1,41 +1,36 @@
 //! The `collector` binary as a user runs it.
 
+use std::ffi::OsStr;
 use std::process::{Command, Output};
 
 use ichiba_collector_tests::*;
 
-fn collector(env: &[(&str, &str)], args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_collector"));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("NO_COLOR", "1");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.args(args).output().expect("run collector")
+/// No variables but what every run gets.
+const NO_ENV: &[(&str, &str)] = &[];
+
+fn command<K: AsRef<OsStr>, V: AsRef<OsStr>>(env: &[(K, V)], args: &[&str]) -> Command {
+    let env = env.iter().map(|(k, v)| (k, v));
+    let mut cmd = collector_command(env!("CARGO_BIN_EXE_collector"), env);
+    cmd.args(args);
+    cmd
+}
+
+fn collector<K: AsRef<OsStr>, V: AsRef<OsStr>>(env: &[(K, V)], args: &[&str]) -> Output {
+    command(env, args).output().expect("run collector")
 }
 
 /// Runs the binary off the async runtime (the test's sandbox keeps serving meanwhile).
-async fn collector_async(env: &[(&str, &str)], args: &'static [&'static str]) -> Output {
-    let env: Vec<(String, String)> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    tokio::task::spawn_blocking(move || {
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        collector(&env, args)
-    })
-    .await
-    .unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).to_string()
+async fn collector_async<K, V>(env: &[(K, V)], args: &[&str]) -> Output
+where
+    K: AsRef<OsStr>,
+    V: AsRef<OsStr>,
+{
+    output_of(command(env, args)).await
 }
 
 #[test]
 fn help_lists_the_fixed_subcommands_and_variables() {
-    let out = collector(&[], &["--help"]);
+    let out = collector(NO_ENV, &["--help"]);
     assert!(out.status.success());
     let help = text(&out.stdout);
     for word in [
@@ -49,7 +44,7 @@ fn help_lists_the_fixed_subcommands_and_variables() {
     ] {
         assert!(help.contains(word), "--help lacks {word}:\n{help}");
     }
-    let out = collector(&[], &["job", "ranking", "--help"]);
+    let out = collector(NO_ENV, &["job", "ranking", "--help"]);
     assert!(text(&out.stdout).contains("--output"));
 }
 
@@ -86,20 +81,12 @@ fn a_dead_database_is_reported_clearly() {
 
 #[tokio::test]
 async fn job_ranking_prints_its_output_document_as_json() {
-    let db = TestDb::new().await;
-    let sandbox = start_sandbox(sandbox_config(300)).await;
-    let raw = tempfile::tempdir().unwrap();
-    let store = format!("file://{}", raw.path().display());
-    let base = sandbox.base_url();
-    let env = [
-        ("DATABASE_URL", db.url.as_str()),
-        ("RAW_STORE", store.as_str()),
-        ("RAKUTEN_API_BASE_URL", base.as_str()),
-        ("RAKUTEN_APPLICATION_ID", TEST_APP_ID),
-        ("RAKUTEN_ACCESS_KEY", TEST_ACCESS_KEY),
+    let (db, sandbox, raw) = job_parts(sandbox_config(300)).await;
+    let extra = [
         ("RAKUTEN_REQUESTS_PER_SECOND", "200"),
         ("RUST_LOG", "debug"),
     ];
+    let env = job_vars(&db.url, &sandbox.base_url(), raw.path(), &extra);
     let out = collector_async(&env, &["job", "ranking", "--output", "json"]).await;
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "{stderr}");
@@ -158,8 +145,7 @@ async fn job_ranking_prints_its_output_document_as_json() {
 
 #[tokio::test]
 async fn without_credentials_the_built_in_sandbox_is_used_and_a_summary_printed() {
-    let db = TestDb::new().await;
-    let raw = tempfile::tempdir().unwrap();
+    let (db, raw) = db_and_raw().await;
     let store = format!("file://{}", raw.path().display());
     let env = [
         ("DATABASE_URL", db.url.as_str()),
@@ -188,8 +174,7 @@ async fn without_credentials_the_built_in_sandbox_is_used_and_a_summary_printed(
 #[tokio::test]
 async fn doctor_checks_everything_and_turns_known_failures_into_advice() {
     use rakuten_sandbox::SandboxConfig;
-    let db = TestDb::new().await;
-    let raw = tempfile::tempdir().unwrap();
+    let (db, raw) = db_and_raw().await;
     let store = format!("file://{}", raw.path().display());
     collector(
         &[

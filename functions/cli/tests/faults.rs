@@ -12,52 +12,27 @@ use collector_core::db::ledger;
 use collector_core::rawstore;
 use ichiba_collector_tests::*;
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).to_string()
-}
-
 fn env(db: &TestDb, sandbox_url: &str, raw: &std::path::Path) -> Vec<(String, String)> {
     env_for(&db.url, sandbox_url, raw)
 }
 
 fn env_for(database_url: &str, sandbox_url: &str, raw: &std::path::Path) -> Vec<(String, String)> {
-    [
-        ("APP_ENV", "local".to_string()),
-        ("DATABASE_URL", database_url.to_string()),
-        ("RAW_STORE", format!("file://{}", raw.display())),
-        ("RAKUTEN_API_BASE_URL", sandbox_url.to_string()),
-        ("RAKUTEN_APPLICATION_ID", TEST_APP_ID.to_string()),
-        ("RAKUTEN_ACCESS_KEY", TEST_ACCESS_KEY.to_string()),
-        ("RAKUTEN_REQUESTS_PER_SECOND", "1000".to_string()),
-        ("RAKUTEN_RETRY_BASE_MS", "5".to_string()),
-        ("RANKING_MAX_PAGES", "4".to_string()),
-        ("ITEM_BATCH_SIZE", "5".to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect()
+    let extra = [("RANKING_MAX_PAGES", "4"), ("ITEM_BATCH_SIZE", "5")];
+    job_vars(database_url, sandbox_url, raw, &extra)
 }
 
 fn command(env: &[(String, String)]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_collector"));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("NO_COLOR", "1")
-        .env("RUST_LOG", "warn")
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    cmd.envs(env.iter().cloned());
-    cmd
+    jobnet_command(
+        env!("CARGO_BIN_EXE_collector"),
+        env!("CARGO_MANIFEST_DIR"),
+        env,
+    )
 }
 
 async fn run_to_end(env: Vec<(String, String)>) -> Output {
-    tokio::task::spawn_blocking(move || {
-        command(&env)
-            .args(["run", "--item-slice-secs", "1"])
-            .output()
-            .expect("run collector")
-    })
-    .await
-    .unwrap()
+    let mut cmd = command(&env);
+    cmd.args(["run", "--item-slice-secs", "1"]);
+    output_of(cmd).await
 }
 
 /// Polls `query` (a boolean) until it is true or the child has exited.
@@ -83,31 +58,24 @@ async fn wait_for(client: &Client, child: &mut std::process::Child, query: &str,
 
 /// Ranked items of the day without details, a gone mark or a recorded failure: (ranked, covered).
 async fn coverage(client: &Client) -> (i64, i64) {
-    let row = client
-        .query_one(
-            "WITH ranked AS (SELECT DISTINCT item_code FROM rakuten_rankings)
+    let row = one_row(client, "WITH ranked AS (SELECT DISTINCT item_code FROM rakuten_rankings)
              SELECT (SELECT count(*) FROM ranked),
                     (SELECT count(*) FROM ranked r JOIN rakuten_items i USING (item_code)
                      WHERE i.detail_saved_at IS NOT NULL OR i.gone_at IS NOT NULL
                         OR EXISTS (SELECT 1 FROM etl_failures f WHERE f.job = 'item' AND f.unit LIKE '%' || r.item_code || '%'))",
-            &[],
-        )
-        .await
-        .unwrap();
+            &[]).await;
     (row.get(0), row.get(1))
 }
 
 /// Ledger rows (runs and job runs) still `running`.
 async fn still_running(client: &Client) -> i64 {
-    client
-        .query_one(
-            "SELECT (SELECT count(*) FROM etl_runs WHERE status = 'running')
+    scalar(
+        client,
+        "SELECT (SELECT count(*) FROM etl_runs WHERE status = 'running')
                   + (SELECT count(*) FROM etl_job_runs WHERE status = 'running')",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0)
+        &[],
+    )
+    .await
 }
 
 /// When to kill: a description and a query that turns true at that moment.
@@ -141,12 +109,8 @@ async fn killed_runs_are_abandoned_and_the_next_plain_run_completes_the_day() {
         "killed", "jobs at the kill", "exit", "ranked", "details", "running"
     )];
     for (moment, query) in MOMENTS {
-        let db = TestDb::new().await;
-        let mut cfg = sandbox_config(100);
         // Slow enough that each moment lasts long enough to be seen.
-        cfg.latency = Duration::from_millis(15);
-        let sandbox = start_sandbox(cfg).await;
-        let raw = tempfile::tempdir().unwrap();
+        let (db, sandbox, raw) = job_parts(slow_config(100, 15)).await;
         let e = env(&db, &sandbox.base_url(), raw.path());
         let client = db.client().await;
 
@@ -183,14 +147,12 @@ async fn killed_runs_are_abandoned_and_the_next_plain_run_completes_the_day() {
             covered, ranked,
             "{moment}: ranked items without details\n{stdout}\n{stderr}"
         );
-        let incomplete: i64 = client
-            .query_one(
-                "SELECT count(*) FROM rakuten_ranking_snapshots WHERE NOT complete",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
+        let incomplete: i64 = scalar(
+            &client,
+            "SELECT count(*) FROM rakuten_ranking_snapshots WHERE NOT complete",
+            &[],
+        )
+        .await;
         assert_eq!(incomplete, 0, "{moment}: an incomplete snapshot");
         let killed_was_unfinished = at_kill.iter().any(|j| j.ends_with(":running"));
         if killed_was_unfinished {
@@ -198,14 +160,8 @@ async fn killed_runs_are_abandoned_and_the_next_plain_run_completes_the_day() {
                 stderr.contains("resuming abandoned run"),
                 "{moment}: the plain run did not say it resumed\n{stderr}"
             );
-            let abandoned_then_done: i64 = client
-                .query_one(
-                    "SELECT count(*) FROM etl_runs WHERE resumed_at IS NOT NULL AND status = 'succeeded'",
-                    &[],
-                )
-                .await
-                .unwrap()
-                .get(0);
+            let abandoned_then_done: i64 = scalar(&client, "SELECT count(*) FROM etl_runs WHERE resumed_at IS NOT NULL AND status = 'succeeded'",
+                    &[]).await;
             assert_eq!(
                 abandoned_then_done, 1,
                 "{moment}: the killed run was not resumed"
@@ -224,13 +180,12 @@ async fn killed_runs_are_abandoned_and_the_next_plain_run_completes_the_day() {
 
 /// Every raw object the Item queue records matches its bytes on disk: (checked, mismatched keys).
 async fn recorded_item_objects(client: &Client, raw: &Path) -> (usize, Vec<String>) {
-    let rows = client
-        .query(
-            "SELECT raw_key, raw_size, raw_sha256 FROM etl_item_queue WHERE raw_key IS NOT NULL",
-            &[],
-        )
-        .await
-        .unwrap();
+    let rows = rows(
+        client,
+        "SELECT raw_key, raw_size, raw_sha256 FROM etl_item_queue WHERE raw_key IS NOT NULL",
+        &[],
+    )
+    .await;
     let mut bad = Vec::new();
     for r in &rows {
         let (key, size, sha): (String, i64, String) = (r.get(0), r.get(1), r.get(2));
@@ -255,9 +210,7 @@ async fn a_full_disk_during_item_fails_cleanly_and_the_next_plain_run_completes_
         return;
     };
     let db = TestDb::new().await;
-    let mut cfg = sandbox_config(100);
-    cfg.latency = Duration::from_millis(15);
-    let sandbox = start_sandbox(cfg).await;
+    let sandbox = start_sandbox(slow_config(100, 15)).await;
     let raw = disk.path().join("raw");
     let e = env(&db, &sandbox.base_url(), &raw);
     let client = db.client().await;
@@ -293,13 +246,12 @@ async fn a_full_disk_during_item_fails_cleanly_and_the_next_plain_run_completes_
         "the error names the cause\n{stderr}"
     );
     let item: (String, Option<String>) = {
-        let r = client
-            .query_one(
-                "SELECT status, error_type FROM etl_job_runs WHERE job = 'item'",
-                &[],
-            )
-            .await
-            .unwrap();
+        let r = one_row(
+            &client,
+            "SELECT status, error_type FROM etl_job_runs WHERE job = 'item'",
+            &[],
+        )
+        .await;
         (r.get(0), r.get(1))
     };
     assert_eq!(item, ("failed".into(), Some("RawStoreError".into())));
@@ -332,13 +284,12 @@ async fn a_full_disk_during_item_fails_cleanly_and_the_next_plain_run_completes_
     );
 
     // Every run's manifests verify against the store.
-    let runs: Vec<uuid::Uuid> = client
-        .query("SELECT run_id FROM etl_runs ORDER BY started_at", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let runs: Vec<uuid::Uuid> = column(
+        &client,
+        "SELECT run_id FROM etl_runs ORDER BY started_at",
+        &[],
+    )
+    .await;
     assert_eq!(runs.len(), 2, "the failed run and the plain run after it");
     for run in runs {
         let out = command(&e)
@@ -363,10 +314,8 @@ async fn a_full_disk_during_item_fails_cleanly_and_the_next_plain_run_completes_
 #[tokio::test]
 async fn a_frozen_database_mid_job_is_a_named_timeout_and_no_ledger_row_stays_running() {
     let pg = TempPostgres::start().await;
-    let mut cfg = sandbox_config(100);
     // Ranking's four pages take a few seconds: long enough to freeze the server mid-job.
-    cfg.latency = Duration::from_millis(700);
-    let sandbox = start_sandbox(cfg).await;
+    let sandbox = start_sandbox(slow_config(100, 700)).await;
     let raw = tempfile::tempdir().unwrap();
     let mut e = env_for(&pg.url(), &sandbox.base_url(), raw.path());
     for (k, v) in [
@@ -430,16 +379,8 @@ async fn a_frozen_database_mid_job_is_a_named_timeout_and_no_ledger_row_stays_ru
     let swept = ledger::sweep_abandoned(&client, "local", Duration::from_secs(180))
         .await
         .unwrap();
-    let statuses: Vec<String> = client
-        .query(
-            "SELECT 'run:' || status FROM etl_runs UNION ALL SELECT job || ':' || status FROM etl_job_runs ORDER BY 1",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let statuses: Vec<String> = column(&client, "SELECT 'run:' || status FROM etl_runs UNION ALL SELECT job || ':' || status FROM etl_job_runs ORDER BY 1",
+            &[]).await;
     assert!(
         statuses
             .iter()

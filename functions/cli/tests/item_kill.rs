@@ -1,7 +1,7 @@
 //! The Item job survives being killed mid-invocation: the rerun loses nothing, duplicates
 //! nothing, and fetches again at most the one batch that was in flight.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use collector_core::jobs::ranking::{self, RankingInput};
@@ -9,12 +9,8 @@ use ichiba_collector_tests::*;
 
 #[tokio::test]
 async fn killed_mid_invocation_then_rerun_loses_and_duplicates_nothing() {
-    let db = TestDb::new().await;
-    let cfg = sandbox_config(200);
-    let data = rakuten_sandbox::Dataset::generate(&cfg);
-    let sandbox = start_sandbox(cfg).await;
-    let raw = tempfile::tempdir().unwrap();
-    let ctx = context(job_config(&db, &sandbox, raw.path(), &[])).await;
+    let data = rakuten_sandbox::Dataset::generate(&sandbox_config(200));
+    let (db, sandbox, raw, ctx) = job_env(sandbox_config(200), &[]).await;
     let run_id = ranking::run(&ctx, RankingInput::default())
         .await
         .unwrap()
@@ -34,10 +30,7 @@ async fn killed_mid_invocation_then_rerun_loses_and_duplicates_nothing() {
     ]
     .map(|(k, v)| (k.to_string(), v.to_string()));
     let spawn = move || {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_collector"));
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default());
-        cmd.envs(env.iter().cloned());
+        let mut cmd = collector_command(env!("CARGO_BIN_EXE_collector"), env.iter().cloned());
         cmd.args(["job", "item", "--run-id", &run, "--output", "json"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -48,16 +41,9 @@ async fn killed_mid_invocation_then_rerun_loses_and_duplicates_nothing() {
     let requests_before = sandbox.stats().requests;
     let mut child = spawn();
     let started = Instant::now();
+    let saved = "SELECT count(*) FROM etl_item_queue WHERE run_id = $1 AND status <> 'pending'";
     loop {
-        let saved: i64 = c
-            .query_one(
-                "SELECT count(*) FROM etl_item_queue WHERE run_id = $1 AND status <> 'pending'",
-                &[&run_id],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if saved >= 40 {
+        if scalar::<i64>(&c, saved, &[&run_id]).await >= 40 {
             break;
         }
         assert!(
@@ -68,26 +54,17 @@ async fn killed_mid_invocation_then_rerun_loses_and_duplicates_nothing() {
     }
     child.kill().expect("kill");
     let _ = child.wait();
-    let saved_at_kill: i64 = c
-        .query_one(
-            "SELECT count(*) FROM etl_item_queue WHERE run_id = $1 AND status <> 'pending'",
-            &[&run_id],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let saved_at_kill: i64 = scalar(&c, saved, &[&run_id]).await;
     assert!(
         saved_at_kill < 200,
         "killed before the end ({saved_at_kill} saved)"
     );
-    let status: String = c
-        .query_one(
-            "SELECT status FROM etl_job_runs WHERE run_id = $1 AND job = 'item'",
-            &[&run_id],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let status: String = scalar(
+        &c,
+        "SELECT status FROM etl_job_runs WHERE run_id = $1 AND job = 'item'",
+        &[&run_id],
+    )
+    .await;
     assert_eq!(
         status, "running",
         "a killed invocation leaves its job run open"
@@ -128,13 +105,12 @@ async fn killed_mid_invocation_then_rerun_loses_and_duplicates_nothing() {
     assert_eq!(doc["requests"], recorded);
 
     // Nothing lost: every ranked item has its details, with the source's tag IDs.
-    let rows = c
-        .query(
-            "SELECT item_code, tag_ids FROM rakuten_items WHERE detail_hash IS NOT NULL",
-            &[],
-        )
-        .await
-        .unwrap();
+    let rows = rows(
+        &c,
+        "SELECT item_code, tag_ids FROM rakuten_items WHERE detail_hash IS NOT NULL",
+        &[],
+    )
+    .await;
     assert_eq!(rows.len(), 200);
     for r in &rows {
         let code: String = r.get(0);
@@ -150,13 +126,12 @@ async fn killed_mid_invocation_then_rerun_loses_and_duplicates_nothing() {
     }
     // Nothing duplicated: one queue row and one raw object per item; two invocations, one attempt.
     let (queue, distinct): (i64, i64) = {
-        let r = c
-            .query_one(
-                "SELECT count(*), count(DISTINCT raw_key) FROM etl_item_queue WHERE run_id = $1",
-                &[&run_id],
-            )
-            .await
-            .unwrap();
+        let r = one_row(
+            &c,
+            "SELECT count(*), count(DISTINCT raw_key) FROM etl_item_queue WHERE run_id = $1",
+            &[&run_id],
+        )
+        .await;
         (r.get(0), r.get(1))
     };
     assert_eq!((queue, distinct), (200, 200));
@@ -165,24 +140,22 @@ async fn killed_mid_invocation_then_rerun_loses_and_duplicates_nothing() {
         .filter(|(k, _)| k.contains("/item/") && k.contains("/item-"))
         .count();
     assert_eq!(objects, 200);
-    let r = c
-        .query_one(
-            "SELECT invocations, attempt FROM etl_job_runs WHERE run_id = $1 AND job = 'item'",
-            &[&run_id],
-        )
-        .await
-        .unwrap();
+    let r = one_row(
+        &c,
+        "SELECT invocations, attempt FROM etl_job_runs WHERE run_id = $1 AND job = 'item'",
+        &[&run_id],
+    )
+    .await;
     assert_eq!((r.get::<_, i32>(0), r.get::<_, i32>(1)), (2, 1));
     sandbox.shutdown().await;
 }
 
 /// The requests the ledger has recorded for the run's Item job run.
 async fn recorded_requests(c: &Client, run_id: uuid::Uuid) -> i32 {
-    c.query_one(
+    scalar(
+        c,
         "SELECT requests FROM etl_job_runs WHERE run_id = $1 AND job = 'item'",
         &[&run_id],
     )
     .await
-    .unwrap()
-    .get(0)
 }

@@ -10,10 +10,6 @@ use std::process::{Command, Output};
 
 use ichiba_collector_tests::*;
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).to_string()
-}
-
 /// A port of 127.0.0.1 where nothing listens (bound, then released).
 fn dead_addr() -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -24,38 +20,23 @@ fn dead_addr() -> String {
 
 /// The newest installed server binaries (`/usr/lib/postgresql/*/bin`), or PG_BIN_DIR.
 fn server_bin_dir() -> PathBuf {
-    if let Ok(d) = std::env::var("PG_BIN_DIR") {
-        return PathBuf::from(d);
-    }
-    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .expect("PostgreSQL server binaries under /usr/lib/postgresql (scripts/start-postgres.sh installs them)")
-        .flatten()
-        .filter_map(|e| {
-            let v = e.file_name().to_str()?.parse().ok()?;
-            let bin = e.path().join("bin");
-            bin.join("initdb").exists().then_some((v, bin))
-        })
-        .collect();
-    found.sort();
-    found.pop().expect("an installed PostgreSQL server").1
+    installed_bin_dir().expect(
+        "PostgreSQL server binaries under /usr/lib/postgresql (scripts/start-postgres.sh installs them)",
+    )
 }
 
 /// The binary in `cwd` with a fresh machine's environment: no DATABASE_URL, no APP_ENV.
 async fn collector(cwd: &Path, env: Vec<(String, String)>, args: Vec<&'static str>) -> Output {
-    let cwd = cwd.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_collector"));
-        cmd.env_clear()
-            .env("NO_COLOR", "1")
-            .env("RUST_LOG", "warn")
-            .current_dir(&cwd);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        cmd.args(args).output().expect("run collector")
-    })
-    .await
-    .unwrap()
+    let mut cmd = collector_command(env!("CARGO_BIN_EXE_collector"), env);
+    cmd.env("RUST_LOG", "warn").current_dir(cwd).args(args);
+    output_of(cmd).await
+}
+
+/// The command succeeded and its stderr says `what`.
+fn assert_succeeded_saying(out: &Output, what: &str) {
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains(what), "{stderr}");
 }
 
 /// A directory the `postgres` OS user can reach (the server runs as it under root).
@@ -147,23 +128,12 @@ async fn a_fresh_machine_run_completes_on_a_private_server_that_later_commands_f
         "postgresql://postgres@127.0.0.1:{port}/ichiba_collector"
     ))
     .await;
-    let runs: i64 = client
-        .query_one(
-            "SELECT count(*) FROM etl_runs WHERE status = 'succeeded'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(runs, 1);
+    let succeeded = "SELECT count(*) FROM etl_runs WHERE status = 'succeeded'";
+    assert_eq!(count(&client, succeeded).await, 1);
     let out = collector(dir.path(), env.clone(), vec!["runs", "--output", "json"]).await;
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains(&format!(
-            "the private PostgreSQL in .local/pg (127.0.0.1:{port}"
-        )),
-        "{}",
-        text(&out.stderr)
+    assert_succeeded_saying(
+        &out,
+        &format!("the private PostgreSQL in .local/pg (127.0.0.1:{port}"),
     );
     let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 1);
@@ -171,23 +141,11 @@ async fn a_fresh_machine_run_completes_on_a_private_server_that_later_commands_f
 
     // The next run uses it again: the ledger keeps both runs.
     let out = collector(dir.path(), env, vec!["run"]).await;
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains(&format!(
-            "using the private PostgreSQL in .local/pg (127.0.0.1:{port})"
-        )),
-        "{}",
-        text(&out.stderr)
+    assert_succeeded_saying(
+        &out,
+        &format!("using the private PostgreSQL in .local/pg (127.0.0.1:{port})"),
     );
-    let runs: i64 = client
-        .query_one(
-            "SELECT count(*) FROM etl_runs WHERE status = 'succeeded'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(runs, 2);
+    assert_eq!(count(&client, succeeded).await, 2);
 }
 
 #[tokio::test]
@@ -208,9 +166,7 @@ async fn without_server_binaries_the_run_names_the_command_that_gets_one() {
         vec!["run"],
     )
     .await;
-    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
-    let stderr = text(&out.stderr);
-    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    let stderr = one_line_error(&out, 4);
     assert!(
         stderr.starts_with(&format!(
             "error: DATABASE_URL is unset, nothing answers at {dead}, and there are no PostgreSQL server binaries"

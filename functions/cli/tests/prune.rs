@@ -1,24 +1,14 @@
 //! `collector prune` as a user runs it: refused DAYS, a dry run, a prune.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use chrono::{Days, NaiveDate, Utc};
 use collector_core::db::ledger::jst_date;
 use ichiba_collector_tests::*;
 
 fn collector(env: &[(&str, &str)], args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_collector"));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("NO_COLOR", "1");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
+    let mut cmd = collector_command(env!("CARGO_BIN_EXE_collector"), env.iter().copied());
     cmd.args(args).output().expect("run collector")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).to_string()
 }
 
 #[test]
@@ -69,12 +59,12 @@ async fn snapshot(c: &Client, day: NaiveDate, items: &[&str]) {
 }
 
 async fn dates(c: &Client) -> Vec<(NaiveDate, i64)> {
-    c.query(
+    rows(
+        c,
         "SELECT snapshot_date, count(*) FROM rakuten_rankings GROUP BY 1 ORDER BY 1",
         &[],
     )
     .await
-    .unwrap()
     .iter()
     .map(|r| (r.get(0), r.get(1)))
     .collect()
@@ -124,11 +114,7 @@ async fn a_dry_run_counts_and_a_prune_deletes_the_old_days_only() {
         "{stdout}"
     );
     assert_eq!(dates(&c).await, vec![(ago(2), 2)]);
-    let snapshots: i64 = c
-        .query_one("SELECT count(*) FROM rakuten_ranking_snapshots", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let snapshots: i64 = scalar(&c, "SELECT count(*) FROM rakuten_ranking_snapshots", &[]).await;
     assert_eq!(snapshots, 1);
 
     // Nothing left to prune; the report as JSON.

@@ -1,58 +1,27 @@
 //! `collector run`: the whole jobnet from statemachine/jobnet.asl.json, end to end,
 //! against a real PostgreSQL and a test sandbox.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use collector_core::jobs::guard::{Concurrency, GuardRequest, LocalLock};
 use ichiba_collector_tests::*;
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).to_string()
-}
-
-/// Runs the binary off the async runtime (the test's sandbox keeps serving meanwhile).
+/// `collector run ARGS`, off the async runtime (the test's sandbox keeps serving meanwhile).
 async fn collector(env: Vec<(String, String)>, args: Vec<&'static str>) -> Output {
-    tokio::task::spawn_blocking(move || {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_collector"));
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("NO_COLOR", "1")
-            .env("RUST_LOG", "warn")
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        cmd.arg("run").args(args).output().expect("run collector")
-    })
-    .await
-    .unwrap()
+    let bin = env!("CARGO_BIN_EXE_collector");
+    let mut cmd = jobnet_command(bin, env!("CARGO_MANIFEST_DIR"), &env);
+    cmd.arg("run").args(args);
+    output_of(cmd).await
 }
 
 fn env(db: &TestDb, sandbox_url: &str, raw: &std::path::Path) -> Vec<(String, String)> {
-    [
-        ("APP_ENV", "local".to_string()),
-        ("DATABASE_URL", db.url.clone()),
-        ("RAW_STORE", format!("file://{}", raw.display())),
-        ("RAKUTEN_API_BASE_URL", sandbox_url.to_string()),
-        ("RAKUTEN_APPLICATION_ID", TEST_APP_ID.to_string()),
-        ("RAKUTEN_ACCESS_KEY", TEST_ACCESS_KEY.to_string()),
-        ("RAKUTEN_REQUESTS_PER_SECOND", "1000".to_string()),
-        ("RAKUTEN_RETRY_BASE_MS", "5".to_string()),
-        ("RANKING_MAX_PAGES", "2".to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect()
+    job_vars(&db.url, sandbox_url, raw, &[("RANKING_MAX_PAGES", "2")])
 }
 
 #[tokio::test]
 async fn runs_the_whole_jobnet_and_prints_the_summary() {
-    let db = TestDb::new().await;
     // 60 items at 40 ms each and 1 s Item slices: the Item loop runs several times.
-    let mut cfg = sandbox_config(60);
-    cfg.latency = std::time::Duration::from_millis(40);
-    let sandbox = start_sandbox(cfg).await;
-    let raw = tempfile::tempdir().unwrap();
+    let (db, sandbox, raw) = job_parts(slow_config(60, 40)).await;
     let started = std::time::Instant::now();
     let out = collector(
         env(&db, &sandbox.base_url(), raw.path()),
@@ -93,32 +62,30 @@ async fn runs_the_whole_jobnet_and_prints_the_summary() {
         .unwrap_or(1);
     assert!(loops >= 2, "the Item loop ran {loops} time(s):\n{stdout}");
     let client = db.client().await;
-    let row = client
-        .query_one("SELECT status, count(*) OVER () FROM etl_runs", &[])
-        .await
-        .unwrap();
+    let row = one_row(
+        &client,
+        "SELECT status, count(*) OVER () FROM etl_runs",
+        &[],
+    )
+    .await;
     assert_eq!(
         row.get::<_, String>(0),
         "succeeded",
         "Notify closed the run"
     );
-    let jobs: i64 = client
-        .query_one(
-            "SELECT count(*) FROM etl_job_runs WHERE status = 'succeeded'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let jobs: i64 = scalar(
+        &client,
+        "SELECT count(*) FROM etl_job_runs WHERE status = 'succeeded'",
+        &[],
+    )
+    .await;
     assert_eq!(jobs, 5);
     sandbox.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_second_run_refuses_while_one_holds_the_lock() {
-    let db = TestDb::new().await;
-    let sandbox = start_sandbox(sandbox_config(5)).await;
-    let raw = tempfile::tempdir().unwrap();
+    let (db, sandbox, raw) = job_parts(sandbox_config(5)).await;
     // This test plays the first run: it holds the env's jobnet lock.
     let first = LocalLock::new(db.url.clone().into(), "local");
     let req = GuardRequest::from_event(&serde_json::json!({"input": {}})).unwrap();
@@ -146,11 +113,8 @@ async fn a_second_run_refuses_while_one_holds_the_lock() {
 
 #[tokio::test]
 async fn a_failing_job_exits_non_zero_naming_job_error_and_counts() {
-    let db = TestDb::new().await;
-    let mut cfg = sandbox_config(20);
-    cfg.error_rate = 1.0;
-    let sandbox = start_sandbox(cfg).await;
-    let raw = tempfile::tempdir().unwrap();
+    let failing = failing_config(20, 1.0, rakuten_sandbox::ErrorMode::Transient);
+    let (db, sandbox, raw) = job_parts(failing).await;
     let mut e = env(&db, &sandbox.base_url(), raw.path());
     e.push(("RAKUTEN_MAX_ATTEMPTS".into(), "1".into()));
     let out = collector(e, vec![]).await;
@@ -171,10 +135,7 @@ async fn a_failing_job_exits_non_zero_naming_job_error_and_counts() {
     );
     assert!(stdout.contains("FAILED"), "{stdout}");
     let client = db.client().await;
-    let row = client
-        .query_one("SELECT status, error_type FROM etl_runs", &[])
-        .await
-        .unwrap();
+    let row = one_row(&client, "SELECT status, error_type FROM etl_runs", &[]).await;
     assert_eq!(row.get::<_, String>(0), "failed");
     assert_eq!(
         row.get::<_, Option<String>>(1).as_deref(),

@@ -3,27 +3,34 @@
 //! It needs no database: nothing here runs PostgreSQL.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use collector_core::rawstore::{Manifest, ManifestEntry, PutOutcome, RawKeys};
+use collector_core::rawstore::{ManifestEntry, PutOutcome, RawKeys};
+use ichiba_collector_tests::{collector_command, manifest_of, text};
 use uuid::Uuid;
 
 fn collector(raw: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_collector"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("NO_COLOR", "1")
-        .env("APP_ENV", "local")
+    let store = format!("file://{}", raw.display());
+    let env = [
+        ("APP_ENV", "local"),
         // A database nobody listens on: verify must not need it.
-        .env("DATABASE_URL", "postgresql://postgres@127.0.0.1:1/none")
-        .env("RAW_STORE", format!("file://{}", raw.display()))
-        .args(args)
-        .output()
-        .expect("run collector")
+        ("DATABASE_URL", "postgresql://postgres@127.0.0.1:1/none"),
+        ("RAW_STORE", store.as_str()),
+    ];
+    let mut cmd = collector_command(env!("CARGO_BIN_EXE_collector"), env);
+    cmd.args(args).output().expect("run collector")
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).to_string()
+/// `collector ARGS` on `raw` exits with `code`.
+fn assert_exit(raw: &Path, args: &[&str], code: i32) -> Output {
+    let out = collector(raw, args);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{args:?}: {}",
+        text(&out.stderr)
+    );
+    out
 }
 
 /// Writes a job run's objects and manifest straight into the directory layout.
@@ -52,22 +59,11 @@ fn stored_run(raw: &Path, job: &str, run_id: Uuid, bodies: &[&[u8]]) -> Vec<Stri
             PutOutcome::Created,
         ));
     }
-    let t = "2026-11-23T01:00:00Z".parse().unwrap();
-    let manifest = Manifest {
-        env: "local".into(),
-        job: job.into(),
-        run_id,
-        run_date: "2026-11-23".parse().unwrap(),
-        attempt: 1,
-        job_start_at: t,
-        created_at: t,
-        complete: true,
-        object_count: objects.len(),
-        total_bytes: objects.iter().map(|o| o.size).sum(),
-        total_records: objects.len() as u64,
-        objects: objects.clone(),
-        verdict: None,
-    };
+    let (date, t) = (
+        "2026-11-23".parse().unwrap(),
+        "2026-11-23T01:00:00Z".parse().unwrap(),
+    );
+    let manifest = manifest_of(job, run_id, date, t, objects.clone());
     std::fs::write(
         raw.join(keys.manifest()),
         serde_json::to_vec_pretty(&manifest).unwrap(),
@@ -97,13 +93,7 @@ fn verify_passes_then_names_each_missing_or_damaged_object() {
             "local",
         ],
     ] {
-        let out = collector(raw.path(), &args);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{args:?}: {}",
-            text(&out.stderr)
-        );
+        let out = assert_exit(raw.path(), &args, 0);
         let stdout = text(&out.stdout);
         assert!(stdout.contains("2 manifests, 4 objects"), "{stdout}");
     }
@@ -161,12 +151,6 @@ fn verify_says_when_nothing_matches_and_rejects_bad_arguments() {
         vec!["verify", "--date", "23.11.2026"],
         vec!["verify", "--date", "2026-11-23", "--env", "../etc"],
     ] {
-        let out = collector(raw.path(), &args);
-        assert_eq!(
-            out.status.code(),
-            Some(2),
-            "{args:?}: {}",
-            text(&out.stderr)
-        );
+        assert_exit(raw.path(), &args, 2);
     }
 }
