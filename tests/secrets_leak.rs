@@ -43,25 +43,17 @@ async fn credentials_never_leak() {
         .finish();
     tracing::subscriber::set_global_default(subscriber).unwrap();
 
-    let db = TestDb::new().await;
-    let raw = tempfile::tempdir().unwrap();
+    let (db, raw) = db_and_raw().await;
 
     // A run with retries, malformed bodies and persistent failures (warnings, failure rows).
-    let mut cfg = sandbox_config(600);
-    cfg.error_rate = 0.1;
+    let mut cfg = failing_config(600, 0.1, ErrorMode::Persistent);
     cfg.malformed_rate = 0.1;
-    cfg.error_mode = ErrorMode::Persistent;
     let sandbox = start_sandbox(cfg).await;
-    let ctx = context(job_config(
-        &db,
-        &sandbox,
-        raw.path(),
-        &[
-            ("RANKING_TARGETS", "0,0:realtime"),
-            ("RAKUTEN_MAX_ATTEMPTS", "2"),
-        ],
-    ))
-    .await;
+    let extra = [
+        ("RANKING_TARGETS", "0,0:realtime"),
+        ("RAKUTEN_MAX_ATTEMPTS", "2"),
+    ];
+    let ctx = job_context(&db, &sandbox, raw.path(), &extra).await;
     let first = ranking::run(&ctx, RankingInput::default()).await;
     let mut errors = vec![];
     if let Err(e) = &first {
@@ -73,7 +65,7 @@ async fn credentials_never_leak() {
     let mut cfg = sandbox_config(100);
     cfg.access_key = "pk_the_real_one".into();
     let sandbox = start_sandbox(cfg).await;
-    let ctx = context(job_config(&db, &sandbox, raw.path(), &[])).await;
+    let ctx = job_context(&db, &sandbox, raw.path(), &[]).await;
     let err = ranking::run(&ctx, RankingInput::default())
         .await
         .unwrap_err();
@@ -109,33 +101,27 @@ async fn credentials_never_leak() {
     }
 
     let c = db.client().await;
-    for row in c
-        .query(
-            "SELECT coalesce(string_agg(unit || ' ' || message, '\n'), '') FROM etl_failures",
-            &[],
-        )
-        .await
-        .unwrap()
+    for row in rows(
+        &c,
+        "SELECT coalesce(string_agg(unit || ' ' || message, '\n'), '') FROM etl_failures",
+        &[],
+    )
+    .await
     {
         let text: String = row.get(0);
         assert!(!text.is_empty());
         assert_clean("etl_failures", &text);
     }
-    for row in c
-        .query(
-            "SELECT coalesce(error_message, '') || coalesce(output::text, '') FROM etl_job_runs",
-            &[],
-        )
-        .await
-        .unwrap()
+    for row in rows(
+        &c,
+        "SELECT coalesce(error_message, '') || coalesce(output::text, '') FROM etl_job_runs",
+        &[],
+    )
+    .await
     {
         assert_clean("etl_job_runs", &row.get::<_, String>(0));
     }
-    for row in c
-        .query("SELECT coalesce(error_message, '') FROM etl_runs", &[])
-        .await
-        .unwrap()
-    {
+    for row in rows(&c, "SELECT coalesce(error_message, '') FROM etl_runs", &[]).await {
         assert_clean("etl_runs", &row.get::<_, String>(0));
     }
 }

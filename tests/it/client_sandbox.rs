@@ -2,14 +2,10 @@
 //! data, all four APIs parse, and credential errors arrive in their real shapes.
 
 use ichiba_collector_tests::*;
-use rakuten_client::{AccessKeyIn, ApiError, ClientConfig, ErrorKind, RakutenClient, RankingQuery};
+use rakuten_client::{AccessKeyIn, ApiError, ErrorKind, RakutenClient, RankingQuery};
 
 fn client(base: &str, format_version: u8, access_key: &str) -> RakutenClient {
-    let mut c = ClientConfig::new(
-        base.parse().unwrap(),
-        TEST_APP_ID.to_string().into(),
-        access_key.to_string().into(),
-    );
+    let mut c = client_config(base, access_key);
     c.format_version = format_version;
     c.requests_per_second = 1000.0;
     c.retry_base_delay = std::time::Duration::from_millis(5);
@@ -25,11 +21,7 @@ async fn both_format_versions_parse_to_the_same_data() {
         client(&sandbox.base_url(), 2, TEST_ACCESS_KEY),
     );
 
-    let q = RankingQuery {
-        genre_id: 0,
-        period: None,
-        page: 2,
-    };
+    let q = RankingQuery::daily(0, 2);
     let (a, b) = (v1.ranking(&q).await.unwrap(), v2.ranking(&q).await.unwrap());
     assert_ne!(a.body, b.body, "the wire formats differ");
     assert_eq!(
@@ -97,14 +89,7 @@ async fn both_format_versions_parse_to_the_same_data() {
 async fn credential_errors_are_not_retried_and_say_what_is_wrong() {
     let sandbox = start_sandbox(sandbox_config(50)).await;
     let c = client(&sandbox.base_url(), 2, "pk_wrong");
-    let err = c
-        .ranking(&RankingQuery {
-            genre_id: 0,
-            period: None,
-            page: 1,
-        })
-        .await
-        .unwrap_err();
+    let err = c.ranking(&RankingQuery::daily(0, 1)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ClientError);
     assert_eq!(err.http_status(), Some(403));
     assert!(
@@ -122,14 +107,7 @@ async fn malformed_bodies_are_reported_not_loaded() {
     cfg.malformed_rate = 1.0;
     let sandbox = start_sandbox(cfg).await;
     let c = client(&sandbox.base_url(), 2, TEST_ACCESS_KEY);
-    let err = c
-        .ranking(&RankingQuery {
-            genre_id: 0,
-            period: None,
-            page: 1,
-        })
-        .await
-        .unwrap_err();
+    let err = c.ranking(&RankingQuery::daily(0, 1)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Malformed);
     assert!(
         err.to_string().contains("genreId=0"),
@@ -170,11 +148,7 @@ async fn access_key_in_header_or_query_both_work() {
     let sandbox = start_sandbox(sandbox_config(50)).await;
     let base = sandbox.base_url();
     let header = client(&base, 2, TEST_ACCESS_KEY);
-    let mut cfg = ClientConfig::new(
-        base.parse().unwrap(),
-        TEST_APP_ID.to_string().into(),
-        TEST_ACCESS_KEY.to_string().into(),
-    );
+    let mut cfg = client_config(&base, TEST_ACCESS_KEY);
     cfg.access_key_in = AccessKeyIn::Query;
     cfg.requests_per_second = 1000.0;
     let query = RakutenClient::new(cfg).unwrap();

@@ -28,16 +28,14 @@ async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
 async fn wait_until_waiting(pg: &TempPostgres, pattern: &str) {
     let observer = connect_plain(&pg.url()).await;
     for _ in 0..200 {
-        let n: i64 = observer
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity
+        let n: i64 = scalar(
+            &observer,
+            "SELECT count(*) FROM pg_stat_activity
                   WHERE query LIKE $1 AND state = 'active' AND wait_event IS NOT NULL
                     AND pid <> pg_backend_pid()",
-                &[&pattern],
-            )
-            .await
-            .unwrap()
-            .get(0);
+            &[&pattern],
+        )
+        .await;
         if n > 0 {
             return;
         }
@@ -46,19 +44,37 @@ async fn wait_until_waiting(pg: &TempPostgres, pattern: &str) {
     panic!("{pattern} never started waiting");
 }
 
+/// Runs `sql` on `d`, bounded and named `what`; once the statement (its text marked with
+/// a `/* tag */` comment) waits on the server, does `fault` to the server. Fails the test
+/// should the statement not end within 60 s.
+async fn while_it_waits(
+    d: &db::Db,
+    (sql, what): (&'static str, &'static str),
+    pg: &mut TempPostgres,
+    fault: impl FnOnce(&mut TempPostgres),
+) -> Result<u64, DbError> {
+    let tag = sql
+        .rsplit("/*")
+        .next()
+        .unwrap()
+        .trim_end_matches("*/")
+        .trim();
+    let statement = d.client.execute(sql, &[]).bounded_by(what, d.query_bound());
+    let (result, ()) = tokio::join!(within(what, statement), async {
+        wait_until_waiting(pg, &format!("%{tag}%")).await;
+        fault(pg);
+    });
+    result
+}
+
 #[tokio::test]
 async fn a_frozen_server_is_a_named_timeout_not_a_stall() {
-    let pg = TempPostgres::start().await;
+    let mut pg = TempPostgres::start().await;
     let url = pg.url();
     let d = db::connect_with(&url.clone().into(), &fast())
         .await
         .unwrap();
-    let timeout: String = d
-        .client
-        .query_one("SHOW statement_timeout", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let timeout: String = scalar(&d.client, "SHOW statement_timeout", &[]).await;
     assert_eq!(timeout, "2s", "statement_timeout is set at connect");
 
     // Frozen mid-query: the statement is running (waiting on a lock) when the server stops.
@@ -67,21 +83,10 @@ async fn a_frozen_server_is_a_named_timeout_not_a_stall() {
         .execute("SELECT pg_advisory_lock(42)", &[])
         .await
         .unwrap();
-    let waiting = {
-        let bound = d.query_bound();
-        let client = &d.client;
-        async move {
-            client
-                .execute("SELECT pg_advisory_lock(42) /* frozen-mid-query */", &[])
-                .bounded_by("taking lock 42", bound)
-                .await
-        }
-    };
-    let (result, ()) = tokio::join!(within("a query on a frozen server", waiting), async {
-        wait_until_waiting(&pg, "%frozen-mid-query%").await;
-        pg.freeze();
-    });
-    let err = result.unwrap_err();
+    let sql = "SELECT pg_advisory_lock(42) /* frozen-mid-query */";
+    let err = while_it_waits(&d, (sql, "taking lock 42"), &mut pg, |pg| pg.freeze())
+        .await
+        .unwrap_err();
     assert!(matches!(err, DbError::Timeout { .. }), "{err:?}");
     assert!(err.is_timeout() && err.is_connection_lost());
     let text = err.to_string();
@@ -163,21 +168,15 @@ async fn a_killed_server_is_a_clear_connection_error() {
     let d = db::connect_with(&url.clone().into(), &patient)
         .await
         .unwrap();
-    let query = {
-        let bound = d.query_bound();
-        let client = &d.client;
-        async move {
-            client
-                .execute("SELECT pg_sleep(50) /* killed-mid-query */", &[])
-                .bounded_by("sleeping on the server", bound)
-                .await
-        }
-    };
-    let (result, ()) = tokio::join!(within("a query on a killed server", query), async {
-        wait_until_waiting(&pg, "%killed-mid-query%").await;
-        pg.kill();
-    });
-    let err = result.unwrap_err();
+    let sql = "SELECT pg_sleep(50) /* killed-mid-query */";
+    let err = while_it_waits(
+        &d,
+        (sql, "sleeping on the server"),
+        &mut pg,
+        TempPostgres::kill,
+    )
+    .await
+    .unwrap_err();
     assert!(err.is_connection_lost(), "{err:?}");
     assert!(!err.is_timeout(), "{err:?}");
     let text = err.to_string();
@@ -231,10 +230,7 @@ fn select_seven<'t>(
 #[tokio::test]
 async fn a_lost_connection_is_reopened_and_the_step_tried_once_more() {
     use std::sync::atomic::{AtomicU32, Ordering};
-    let db = TestDb::new().await;
-    let sandbox = start_sandbox(sandbox_config(10)).await;
-    let raw = tempfile::tempdir().unwrap();
-    let ctx = context(job_config(&db, &sandbox, raw.path(), &[])).await;
+    let (_db, sandbox, _raw, ctx) = job_env(sandbox_config(10), &[]).await;
 
     let lost_once: Losses = (AtomicU32::new(0), 1);
     let value = ctx

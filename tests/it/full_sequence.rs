@@ -5,7 +5,6 @@ use collector_core::jobs::Job;
 use collector_core::jobs::{dispatch, AppContext};
 use ichiba_collector_tests::*;
 use serde_json::{json, Value};
-use tokio_postgres::Client;
 use uuid::Uuid;
 
 async fn sequence(ctx_a: &AppContext, ctx_b: &AppContext) -> Uuid {
@@ -31,17 +30,11 @@ async fn sequence(ctx_a: &AppContext, ctx_b: &AppContext) -> Uuid {
     run_id
 }
 
-async fn count(c: &Client, sql: &str) -> i64 {
-    c.query_one(sql, &[]).await.unwrap().get(0)
-}
-
 #[tokio::test]
 async fn the_whole_sequence_fills_every_table_and_a_second_rewrites_nothing() {
-    let db = TestDb::new().await;
-    let sandbox = start_sandbox(sandbox_config(3000)).await;
-    let raw = tempfile::tempdir().unwrap();
-    let ctx_a = context(job_config(&db, &sandbox, raw.path(), &[])).await;
-    let ctx_b = context(job_config(&db, &sandbox, raw.path(), &[])).await;
+    let (db, sandbox, raw) = job_parts(sandbox_config(3000)).await;
+    let ctx_a = job_context(&db, &sandbox, raw.path(), &[]).await;
+    let ctx_b = job_context(&db, &sandbox, raw.path(), &[]).await;
     let first = sequence(&ctx_a, &ctx_b).await;
     let c = db.client().await;
 
@@ -87,10 +80,7 @@ async fn the_whole_sequence_fills_every_table_and_a_second_rewrites_nothing() {
     // The second sequence over unchanged data rewrites no row (the ledger says so).
     let second = sequence(&ctx_a, &ctx_b).await;
     assert_ne!(first, second);
-    let rows = c
-        .query("SELECT job, rows_inserted, rows_updated, status FROM etl_job_runs WHERE run_id = $1 ORDER BY job", &[&second])
-        .await
-        .unwrap();
+    let rows = rows(&c, "SELECT job, rows_inserted, rows_updated, status FROM etl_job_runs WHERE run_id = $1 ORDER BY job", &[&second]).await;
     assert_eq!(rows.len(), 5);
     for r in &rows {
         let job: String = r.get(0);

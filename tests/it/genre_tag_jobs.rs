@@ -17,10 +17,6 @@ use ichiba_collector_tests::*;
 use rakuten_sandbox::{Dataset, ErrorMode, SandboxConfig};
 use uuid::Uuid;
 
-async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {
-    client.query_one(sql, &[]).await.unwrap().get(0)
-}
-
 /// Copies every item's tag ids from the data set into `rakuten_items.tag_ids` (the Item
 /// job's work, done directly here), plus `extra` per item code.
 async fn fill_tag_ids(db: &TestDb, data: &Dataset, extra: &[(&str, i64)]) {
@@ -50,48 +46,37 @@ async fn fill_tag_ids(db: &TestDb, data: &Dataset, extra: &[(&str, i64)]) {
         .unwrap();
 }
 
-/// Runs Ranking against an unlimited, fault-free sandbox serving `cfg`'s data set and
-/// fills the items' tag ids; returns the run.
-async fn ranked_run(db: &TestDb, cfg: &SandboxConfig, raw: &std::path::Path) -> (Uuid, Dataset) {
+/// A fresh database and raw directory where Ranking ran against an unlimited, fault-free
+/// sandbox serving `cfg`'s data set, and the items' tag ids filled; the run.
+async fn ranked_run(cfg: &SandboxConfig) -> (TestDb, tempfile::TempDir, Uuid, Dataset) {
+    let (db, raw) = db_and_raw().await;
     let mut clean = cfg.clone();
     clean.rate_limit_per_sec = None;
     clean.error_rate = 0.0;
     let sandbox = start_sandbox(clean).await;
-    let ctx = context(job_config(db, &sandbox, raw, &[])).await;
+    let ctx = job_context(&db, &sandbox, raw.path(), &[]).await;
     let out = ranking::run(&ctx, RankingInput::default())
         .await
         .expect("ranking job");
     sandbox.shutdown().await;
     let data = Dataset::generate(cfg);
-    fill_tag_ids(db, &data, &[]).await;
-    (out.run_id, data)
+    fill_tag_ids(&db, &data, &[]).await;
+    (db, raw, out.run_id, data)
 }
 
 /// The genre ids and tag ids of the items ranked in `run_id` (independent SQL).
 async fn referenced(db: &TestDb, run_id: Uuid) -> (BTreeSet<i64>, BTreeSet<i64>) {
     let c = db.client().await;
-    let genres = c
-        .query(
-            "SELECT DISTINCT i.genre_id FROM rakuten_items i
+    let genres = column(&c, "SELECT DISTINCT i.genre_id FROM rakuten_items i
              WHERE i.genre_id > 0 AND i.item_code IN (SELECT item_code FROM rakuten_rankings WHERE run_id = $1)",
-            &[&run_id],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let tags = c
-        .query(
-            "SELECT DISTINCT t FROM rakuten_items i, unnest(i.tag_ids) t
+            &[&run_id]).await;
+    let tags = column(
+        &c,
+        "SELECT DISTINCT t FROM rakuten_items i, unnest(i.tag_ids) t
              WHERE i.item_code IN (SELECT item_code FROM rakuten_rankings WHERE run_id = $1)",
-            &[&run_id],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+        &[&run_id],
+    )
+    .await;
     (genres, tags)
 }
 
@@ -103,29 +88,24 @@ fn unchanged(n: i32) -> RowCounts {
 }
 
 async fn ledger_rows(db: &TestDb, run_id: Uuid, job: &str) -> (String, i32, i32, i32, i32) {
-    let r = db
-        .client()
-        .await
-        .query_one(
-            "SELECT status, rows_inserted, rows_updated, rows_unchanged, attempt FROM etl_job_runs WHERE run_id = $1 AND job = $2",
-            &[&run_id, &job],
-        )
-        .await
-        .unwrap();
+    let r = one_row(
+        &db.client().await,
+        "SELECT status, rows_inserted, rows_updated, rows_unchanged, attempt FROM etl_job_runs WHERE run_id = $1 AND job = $2",
+        &[&run_id, &job],
+    )
+    .await;
     (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))
 }
 
 #[tokio::test]
 async fn genre_saves_every_referenced_genre_with_its_ancestors_and_reruns_rewrite_nothing() {
-    let db = TestDb::new().await;
-    let raw = tempfile::tempdir().unwrap();
     let cfg = sandbox_config(1000);
-    let (run_id, data) = ranked_run(&db, &cfg, raw.path()).await;
+    let (db, raw, run_id, data) = ranked_run(&cfg).await;
     let (genres, _) = referenced(&db, run_id).await;
     assert!(genres.len() > 20, "{} genres", genres.len());
 
     let sandbox = start_sandbox(cfg.clone()).await;
-    let ctx = context(job_config(&db, &sandbox, raw.path(), &[])).await;
+    let ctx = job_context(&db, &sandbox, raw.path(), &[]).await;
     let out = genre::run(&ctx, RunInput { run_id })
         .await
         .expect("genre job");
@@ -148,13 +128,8 @@ async fn genre_saves_every_referenced_genre_with_its_ancestors_and_reruns_rewrit
     }
     assert!(expected.len() > genres.len(), "some genres have ancestors");
     let c = db.client().await;
-    let rows = c
-        .query(
-            "SELECT genre_id, name, english_name, level, parent_id, path_ids, path_names, run_id FROM rakuten_genres ORDER BY genre_id",
-            &[],
-        )
-        .await
-        .unwrap();
+    let rows = rows(&c, "SELECT genre_id, name, english_name, level, parent_id, path_ids, path_names, run_id FROM rakuten_genres ORDER BY genre_id",
+            &[]).await;
     let saved: BTreeSet<i64> = rows.iter().map(|r| r.get(0)).collect();
     assert_eq!(saved, expected);
     assert_eq!(out.rows["rakuten_genres"].inserted as usize, expected.len());
@@ -203,7 +178,7 @@ async fn genre_saves_every_referenced_genre_with_its_ancestors_and_reruns_rewrit
     assert_eq!(ledger_rows(&db, run_id, "genre").await.0, "succeeded");
 
     let last_write = "SELECT max(saved_at)::text FROM rakuten_genres";
-    let written: String = c.query_one(last_write, &[]).await.unwrap().get(0);
+    let written: String = scalar(&c, last_write, &[]).await;
 
     // Rerun in the same run: everything was refreshed just now → no targets, no request.
     let before = sandbox.stats().requests;
@@ -215,13 +190,7 @@ async fn genre_saves_every_referenced_genre_with_its_ancestors_and_reruns_rewrit
     assert_eq!(sandbox.stats().requests, before);
 
     // With GENRE_REFRESH_DAYS=0 every genre is fetched again: all unchanged, none rewritten.
-    let ctx0 = context(job_config(
-        &db,
-        &sandbox,
-        raw.path(),
-        &[("GENRE_REFRESH_DAYS", "0")],
-    ))
-    .await;
+    let ctx0 = job_context(&db, &sandbox, raw.path(), &[("GENRE_REFRESH_DAYS", "0")]).await;
     let again = genre::run(&ctx0, RunInput { run_id }).await.unwrap();
     assert_eq!(again.extra["targets"], genres.len() as i64);
     assert_eq!(
@@ -233,7 +202,7 @@ async fn genre_saves_every_referenced_genre_with_its_ancestors_and_reruns_rewrit
         (status.as_str(), ins, upd, unch, attempt),
         ("succeeded", 0, 0, expected.len() as i32, 3)
     );
-    let written_after: String = c.query_one(last_write, &[]).await.unwrap().get(0);
+    let written_after: String = scalar(&c, last_write, &[]).await;
     assert_eq!(written_after, written, "no genre row rewritten");
     assert_eq!(
         again.raw_identical as usize,
@@ -245,10 +214,8 @@ async fn genre_saves_every_referenced_genre_with_its_ancestors_and_reruns_rewrit
 
 #[tokio::test]
 async fn tag_saves_every_referenced_tag_with_its_group_in_batches_of_ten() {
-    let db = TestDb::new().await;
-    let raw = tempfile::tempdir().unwrap();
     let cfg = sandbox_config(600);
-    let (run_id, data) = ranked_run(&db, &cfg, raw.path()).await;
+    let (db, raw, run_id, data) = ranked_run(&cfg).await;
     // One id the API does not know: counted as missing, not as a failure.
     let unknown = 999_999_999_i64;
     fill_tag_ids(&db, &data, &[(&data.items[0].item_code, unknown)]).await;
@@ -256,7 +223,7 @@ async fn tag_saves_every_referenced_tag_with_its_group_in_batches_of_ten() {
     assert!(tags.len() > 50, "{} tags", tags.len());
 
     let sandbox = start_sandbox(cfg.clone()).await;
-    let ctx = context(job_config(&db, &sandbox, raw.path(), &[])).await;
+    let ctx = job_context(&db, &sandbox, raw.path(), &[]).await;
     let out = tag::run(&ctx, RunInput { run_id }).await.expect("tag job");
     let batches = tags.len().div_ceil(10);
     println!(
@@ -271,14 +238,13 @@ async fn tag_saves_every_referenced_tag_with_its_group_in_batches_of_ten() {
     assert_eq!(out.extra["missing"], 1);
 
     let c = db.client().await;
-    let rows = c
-        .query(
-            "SELECT t.tag_id, t.name, t.tag_group_id, t.parent_tag_id, g.name
+    let rows = rows(
+        &c,
+        "SELECT t.tag_id, t.name, t.tag_group_id, t.parent_tag_id, g.name
              FROM rakuten_tags t JOIN rakuten_tag_groups g USING (tag_group_id) ORDER BY t.tag_id",
-            &[],
-        )
-        .await
-        .unwrap();
+        &[],
+    )
+    .await;
     let saved: BTreeSet<i64> = rows.iter().map(|r| r.get(0)).collect();
     let known: BTreeSet<i64> = tags.iter().copied().filter(|&t| t != unknown).collect();
     assert_eq!(saved, known, "every referenced tag, nothing else");
@@ -328,20 +294,14 @@ async fn tag_saves_every_referenced_tag_with_its_group_in_batches_of_ten() {
 
     // Rerun in the same run: only the unknown id is still due; nothing rewritten.
     let last_write = "SELECT max(saved_at)::text FROM rakuten_tags";
-    let written: String = c.query_one(last_write, &[]).await.unwrap().get(0);
+    let written: String = scalar(&c, last_write, &[]).await;
     let rerun = tag::run(&ctx, RunInput { run_id }).await.unwrap();
     assert_eq!(rerun.extra["targets"], 1);
     assert_eq!(rerun.extra["missing"], 1);
     assert_eq!(rerun.total_rows(), RowCounts::default());
 
     // TAG_REFRESH_DAYS=0: every tag fetched again, all unchanged.
-    let ctx0 = context(job_config(
-        &db,
-        &sandbox,
-        raw.path(),
-        &[("TAG_REFRESH_DAYS", "0")],
-    ))
-    .await;
+    let ctx0 = job_context(&db, &sandbox, raw.path(), &[("TAG_REFRESH_DAYS", "0")]).await;
     let again = tag::run(&ctx0, RunInput { run_id }).await.unwrap();
     assert_eq!(again.units.attempted as usize, batches);
     assert_eq!(again.rows["rakuten_tags"], unchanged(known.len() as i32));
@@ -351,35 +311,18 @@ async fn tag_saves_every_referenced_tag_with_its_group_in_batches_of_ten() {
     );
     let (status, ins, upd, _, attempt) = ledger_rows(&db, run_id, "tag").await;
     assert_eq!((status.as_str(), ins, upd, attempt), ("succeeded", 0, 0, 3));
-    let written_after: String = c.query_one(last_write, &[]).await.unwrap().get(0);
+    let written_after: String = scalar(&c, last_write, &[]).await;
     assert_eq!(written_after, written, "no tag row rewritten");
     sandbox.shutdown().await;
 }
 
 /// Asserts a FailureRateExceeded with the counts in its message, a failed ledger row and nothing loaded.
 async fn assert_rejected(db: &TestDb, run_id: Uuid, job: &str, table: &str, err: JobError) {
-    assert_eq!(err.error_type(), "FailureRateExceeded", "{err}");
-    let JobError::FailureRateExceeded {
-        failed, attempted, ..
-    } = &err
-    else {
-        panic!("{err}")
-    };
     println!("{job} at 2 %: {err}");
-    assert!(f64::from(*failed) / f64::from(*attempted) > 0.01);
-    assert!(
-        err.to_string()
-            .contains(&format!("{failed} of {attempted} units failed")),
-        "{err}"
-    );
+    let (failed, attempted) = &assert_failure_rate_exceeded(&err, 0.01);
     let c = db.client().await;
-    let r = c
-        .query_one(
-            "SELECT status, failed, attempted, error_type FROM etl_job_runs WHERE run_id = $1 AND job = $2",
-            &[&run_id, &job],
-        )
-        .await
-        .unwrap();
+    let r = one_row(&c, "SELECT status, failed, attempted, error_type FROM etl_job_runs WHERE run_id = $1 AND job = $2",
+            &[&run_id, &job]).await;
     assert_eq!(r.get::<_, String>(0), "failed");
     assert_eq!(r.get::<_, i32>(1), *failed);
     assert_eq!(r.get::<_, i32>(2), *attempted);
@@ -387,14 +330,12 @@ async fn assert_rejected(db: &TestDb, run_id: Uuid, job: &str, table: &str, err:
         r.get::<_, Option<String>>(3).as_deref(),
         Some("FailureRateExceeded")
     );
-    let failures: i64 = c
-        .query_one(
-            "SELECT count(*) FROM etl_failures WHERE run_id = $1 AND job = $2",
-            &[&run_id, &job],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let failures: i64 = scalar(
+        &c,
+        "SELECT count(*) FROM etl_failures WHERE run_id = $1 AND job = $2",
+        &[&run_id, &job],
+    )
+    .await;
     assert_eq!(failures, i64::from(*failed));
     assert_eq!(
         count(&c, &format!("SELECT count(*) FROM {table}")).await,
@@ -410,13 +351,11 @@ async fn assert_rejected(db: &TestDb, run_id: Uuid, job: &str, table: &str, err:
 
 #[tokio::test]
 async fn genre_and_tag_fail_at_two_percent_persistent_failures_and_succeed_at_zero() {
-    let db = TestDb::new().await;
-    let raw = tempfile::tempdir().unwrap();
     // Many genres and tags so that 2 % of the units is several units.
     let mut cfg = sandbox_config(1000);
     cfg.genres = 3000;
     cfg.tags = 30000;
-    let (run_id, _) = ranked_run(&db, &cfg, raw.path()).await;
+    let (db, raw, run_id, _) = ranked_run(&cfg).await;
     let (genres, tags) = referenced(&db, run_id).await;
     println!(
         "{} genre units, {} tag units",
@@ -424,17 +363,13 @@ async fn genre_and_tag_fail_at_two_percent_persistent_failures_and_succeed_at_ze
         tags.len().div_ceil(10)
     );
 
-    let mut faulty = cfg.clone();
-    faulty.error_rate = 0.02;
-    faulty.error_mode = ErrorMode::Persistent;
-    let sandbox = start_sandbox(faulty).await;
-    let ctx = context(job_config(
-        &db,
-        &sandbox,
-        raw.path(),
-        &[("RAKUTEN_MAX_ATTEMPTS", "2")],
-    ))
+    let sandbox = start_sandbox(SandboxConfig {
+        error_rate: 0.02,
+        error_mode: ErrorMode::Persistent,
+        ..cfg.clone()
+    })
     .await;
+    let ctx = job_context(&db, &sandbox, raw.path(), &[("RAKUTEN_MAX_ATTEMPTS", "2")]).await;
     let err = genre::run(&ctx, RunInput { run_id })
         .await
         .expect_err("2 % failures exceed the 1 % threshold");
@@ -447,7 +382,7 @@ async fn genre_and_tag_fail_at_two_percent_persistent_failures_and_succeed_at_ze
 
     // 0 %: both succeed when rerun in the same run.
     let sandbox = start_sandbox(cfg.clone()).await;
-    let ctx = context(job_config(&db, &sandbox, raw.path(), &[])).await;
+    let ctx = job_context(&db, &sandbox, raw.path(), &[]).await;
     let g = genre::run(&ctx, RunInput { run_id }).await.unwrap();
     let t = tag::run(&ctx, RunInput { run_id }).await.unwrap();
     assert_eq!((g.units.failed, t.units.failed), (0, 0));
@@ -467,12 +402,10 @@ async fn genre_and_tag_fail_at_two_percent_persistent_failures_and_succeed_at_ze
 /// `scripts/bench-pacing.sh`, not here.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn genre_and_tag_concurrently_share_one_rate_budget() {
-    let db = TestDb::new().await;
-    let raw = tempfile::tempdir().unwrap();
     let mut cfg = sandbox_config(90);
     cfg.genres = 30;
     cfg.tags = 200;
-    let (run_id, _) = ranked_run(&db, &cfg, raw.path()).await;
+    let (db, raw, run_id, _) = ranked_run(&cfg).await;
     let (genres, tags) = referenced(&db, run_id).await;
     let expected_requests = genres.len() + tags.len().div_ceil(10);
 

@@ -70,14 +70,14 @@ type Mover = (
 );
 
 async fn movers(c: &Client, day: &str, genre: i64) -> Vec<Mover> {
-    c.query(
+    rows(
+        c,
         "SELECT item_code, rank, previous_rank, rank_delta, new_entry, previous_snapshot_date
          FROM rakuten_ranking_movers
          WHERE snapshot_date = $1 AND ranking_genre_id = $2 AND period = 'daily' ORDER BY rank",
         &[&date(day), &genre],
     )
     .await
-    .unwrap()
     .iter()
     .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
     .collect()
@@ -96,14 +96,14 @@ fn m(
 
 /// (item_code, previous_rank, previous_snapshot_date) of a target's day, by previous rank.
 async fn dropouts(c: &Client, day: &str, genre: i64) -> Vec<(String, i32, NaiveDate)> {
-    c.query(
+    rows(
+        c,
         "SELECT item_code, previous_rank, previous_snapshot_date FROM rakuten_ranking_dropouts
          WHERE snapshot_date = $1 AND ranking_genre_id = $2 AND period = 'daily'
          ORDER BY previous_rank",
         &[&date(day), &genre],
     )
     .await
-    .unwrap()
     .iter()
     .map(|r| (r.get(0), r.get(1), r.get(2)))
     .collect()
@@ -111,10 +111,6 @@ async fn dropouts(c: &Client, day: &str, genre: i64) -> Vec<(String, i32, NaiveD
 
 fn d(item: &str, previous_rank: i32, since: &str) -> (String, i32, NaiveDate) {
     (item.into(), previous_rank, date(since))
-}
-
-async fn count(c: &Client, sql: &str) -> i64 {
-    c.query_one(sql, &[]).await.unwrap().get(0)
 }
 
 #[tokio::test]
@@ -179,19 +175,18 @@ async fn movers_compare_each_complete_snapshot_with_the_previous_complete_one() 
     );
 
     // The site's "biggest climbers" of a day (docs/site-queries.md).
-    let climbers: Vec<(String, i32)> = c
-        .query(
-            "SELECT item_code, rank_delta FROM rakuten_ranking_movers
+    let climbers: Vec<(String, i32)> = rows(
+        &c,
+        "SELECT item_code, rank_delta FROM rakuten_ranking_movers
              WHERE snapshot_date = '2026-11-03' AND ranking_genre_id = 0 AND period = 'daily'
                AND rank_delta > 0
              ORDER BY rank_delta DESC, rank",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+        &[],
+    )
+    .await
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect();
     assert_eq!(climbers, vec![("C".to_string(), 2)]);
 }
 
@@ -255,17 +250,16 @@ async fn prune_deletes_only_older_snapshot_days_and_a_dry_run_nothing() {
         "the dry run counted what the prune deleted"
     );
     assert_eq!(count(&c, all).await, 12_004);
-    let left: Vec<(NaiveDate, i64, i64)> = c
-        .query(
-            "SELECT snapshot_date, ranking_genre_id, count(*) FROM rakuten_rankings
+    let left: Vec<(NaiveDate, i64, i64)> = rows(
+        &c,
+        "SELECT snapshot_date, ranking_genre_id, count(*) FROM rakuten_rankings
              GROUP BY 1, 2 ORDER BY 1, 2",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
+        &[],
+    )
+    .await
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2)))
+    .collect();
     assert_eq!(
         left,
         vec![

@@ -20,33 +20,23 @@ async fn ranked(ctx: &AppContext) -> Uuid {
         .run_id
 }
 
-async fn scalar(c: &Client, sql: &str, run_id: Uuid) -> i64 {
-    c.query_one(sql, &[&run_id]).await.unwrap().get(0)
+/// A bigint `sql` answers about run `run_id` (its `$1`).
+async fn of_run(c: &Client, sql: &str, run_id: Uuid) -> i64 {
+    scalar(c, sql, &[&run_id]).await
 }
 
 /// The detail columns of every item, for comparing two databases.
 async fn details(c: &Client) -> Vec<String> {
-    c.query(
-        "SELECT item_code || '|' || coalesce(array_to_string(tag_ids, ','), '-') || '|' || coalesce(item_price::text, '-') || '|'
+    column(c, "SELECT item_code || '|' || coalesce(array_to_string(tag_ids, ','), '-') || '|' || coalesce(item_price::text, '-') || '|'
                 || coalesce(availability::text, '-') || '|' || coalesce(review_average::text, '-') || '|' || (gone_at IS NULL)::text
          FROM rakuten_items ORDER BY item_code",
-        &[],
-    )
-    .await
-    .unwrap()
-    .iter()
-    .map(|r| r.get(0))
-    .collect()
+        &[]).await
 }
 
 #[tokio::test]
 async fn item_saves_details_and_tags_and_marks_vanished_items_gone() {
-    let db = TestDb::new().await;
-    let cfg = sandbox_config(300);
-    let data = rakuten_sandbox::Dataset::generate(&cfg);
-    let sandbox = start_sandbox(cfg).await;
-    let raw = tempfile::tempdir().unwrap();
-    let ctx = context(job_config(&db, &sandbox, raw.path(), &[])).await;
+    let data = rakuten_sandbox::Dataset::generate(&sandbox_config(300));
+    let (db, sandbox, raw, ctx) = job_env(sandbox_config(300), &[]).await;
     let run_id = ranked(&ctx).await;
     let c = db.client().await;
     // An item that was ranked but no longer exists: Item Search answers zero hits.
@@ -74,8 +64,8 @@ async fn item_saves_details_and_tags_and_marks_vanished_items_gone() {
         out.rows["rakuten_items"].inserted, 300,
         "first details for 300 items"
     );
-    assert_eq!(scalar(&c, "SELECT count(*) FROM rakuten_items WHERE detail_hash IS NOT NULL AND tag_ids IS NOT NULL AND $1::uuid IS NOT NULL", run_id).await, 300);
-    assert_eq!(scalar(&c, "SELECT count(*) FROM rakuten_items WHERE gone_at IS NOT NULL AND item_code = 'vanished-shop:1' AND $1::uuid IS NOT NULL", run_id).await, 1);
+    assert_eq!(of_run(&c, "SELECT count(*) FROM rakuten_items WHERE detail_hash IS NOT NULL AND tag_ids IS NOT NULL AND $1::uuid IS NOT NULL", run_id).await, 300);
+    assert_eq!(of_run(&c, "SELECT count(*) FROM rakuten_items WHERE gone_at IS NOT NULL AND item_code = 'vanished-shop:1' AND $1::uuid IS NOT NULL", run_id).await, 1);
     // Tag IDs match the source, item by item.
     for it in data.items.iter().take(300) {
         let row = c
@@ -130,8 +120,8 @@ async fn a_time_boxed_item_job_equals_one_uninterrupted_run_and_fetches_nothing_
     ];
 
     // One uninterrupted invocation.
-    let (db_a, raw_a) = (TestDb::new().await, tempfile::tempdir().unwrap());
-    let ctx_a = context(job_config(&db_a, &sandbox, raw_a.path(), &extra)).await;
+    let (db_a, raw_a) = db_and_raw().await;
+    let ctx_a = job_context(&db_a, &sandbox, raw_a.path(), &extra).await;
     let run_a = ranked(&ctx_a).await;
     let whole = item::run(&ctx_a, RunInput { run_id: run_a }, None)
         .await
@@ -139,8 +129,8 @@ async fn a_time_boxed_item_job_equals_one_uninterrupted_run_and_fetches_nothing_
     assert!(whole.done);
 
     // The same work in invocations of 0.4 s each.
-    let (db_b, raw_b) = (TestDb::new().await, tempfile::tempdir().unwrap());
-    let ctx_b = context(job_config(&db_b, &sandbox, raw_b.path(), &extra)).await;
+    let (db_b, raw_b) = db_and_raw().await;
+    let ctx_b = job_context(&db_b, &sandbox, raw_b.path(), &extra).await;
     let run_b = ranked(&ctx_b).await;
     let before = sandbox.stats().requests;
     let (boxed, invocations) = item_until_done(&ctx_b, run_b, Duration::from_millis(400)).await;
@@ -163,7 +153,12 @@ async fn a_time_boxed_item_job_equals_one_uninterrupted_run_and_fetches_nothing_
         details(&db_a.client().await).await
     );
     let c = db_b.client().await;
-    let r = c.query_one("SELECT invocations, attempt, status FROM etl_job_runs WHERE run_id = $1 AND job = 'item'", &[&run_b]).await.unwrap();
+    let r = one_row(
+        &c,
+        "SELECT invocations, attempt, status FROM etl_job_runs WHERE run_id = $1 AND job = 'item'",
+        &[&run_b],
+    )
+    .await;
     assert_eq!(r.get::<_, i32>(0) as usize, invocations);
     assert_eq!(r.get::<_, i32>(1), 1, "continuations are not new attempts");
     assert_eq!(r.get::<_, String>(2), "succeeded");
@@ -189,24 +184,25 @@ async fn item_threshold_tolerates_four_percent_and_fails_at_seven() {
     let targets = many_targets(&base);
     let clean = start_sandbox(base.clone()).await;
     for (rate, should_fail) in [(0.04, false), (0.07, true)] {
-        let db = TestDb::new().await;
-        let raw = tempfile::tempdir().unwrap();
+        let (db, raw) = db_and_raw().await;
         let extra = [
             ("RANKING_TARGETS", targets.as_str()),
             ("RAKUTEN_MAX_ATTEMPTS", "2"),
             ("ITEM_BATCH_SIZE", "50"),
         ];
-        let run_id = ranked(&context(job_config(&db, &clean, raw.path(), &extra)).await).await;
+        let run_id = ranked(&job_context(&db, &clean, raw.path(), &extra).await).await;
         // Item Search against a copy of the sandbox that fails `rate` of the units for good.
-        let mut faulty = base.clone();
-        faulty.error_rate = rate;
-        faulty.error_mode = ErrorMode::Persistent;
-        let faulty = start_sandbox(faulty).await;
-        let ctx = context(job_config(&db, &faulty, raw.path(), &extra)).await;
+        let faulty = start_sandbox(SandboxConfig {
+            error_rate: rate,
+            error_mode: ErrorMode::Persistent,
+            ..base.clone()
+        })
+        .await;
+        let ctx = job_context(&db, &faulty, raw.path(), &extra).await;
         let result = item::run(&ctx, RunInput { run_id }, None).await;
         let c = db.client().await;
         let (status, failed, attempted): (String, i32, i32) = {
-            let r = c.query_one("SELECT status, failed, attempted FROM etl_job_runs WHERE run_id = $1 AND job = 'item'", &[&run_id]).await.unwrap();
+            let r = one_row(&c, "SELECT status, failed, attempted FROM etl_job_runs WHERE run_id = $1 AND job = 'item'", &[&run_id]).await;
             (r.get(0), r.get(1), r.get(2))
         };
         println!(
@@ -228,7 +224,7 @@ async fn item_threshold_tolerates_four_percent_and_fails_at_seven() {
             assert_eq!(out.units.failed, failed);
             assert!(failed > 0);
             assert_eq!(status, "succeeded");
-            let recorded = scalar(
+            let recorded = of_run(
                 &c,
                 "SELECT count(*) FROM etl_failures WHERE run_id = $1 AND job = 'item'",
                 run_id,
@@ -243,16 +239,8 @@ async fn item_threshold_tolerates_four_percent_and_fails_at_seven() {
 
 #[tokio::test]
 async fn is_active_follows_the_window_and_refuses_without_evidence() {
-    let db = TestDb::new().await;
-    let sandbox = start_sandbox(sandbox_config(200)).await;
-    let raw = tempfile::tempdir().unwrap();
-    let ctx = context(job_config(
-        &db,
-        &sandbox,
-        raw.path(),
-        &[("ACTIVE_WINDOW_DAYS", "7")],
-    ))
-    .await;
+    let (db, sandbox, raw, ctx) =
+        job_env(sandbox_config(200), &[("ACTIVE_WINDOW_DAYS", "7")]).await;
     let run_id = ranked(&ctx).await;
     item::run(&ctx, RunInput { run_id }, None).await.unwrap();
     let c = db.client().await;
@@ -271,23 +259,21 @@ async fn is_active_follows_the_window_and_refuses_without_evidence() {
     .unwrap();
 
     // Evidence rule: without the Item manifest nothing changes.
-    let item_manifest: String = c
-        .query_one(
-            "SELECT manifest_key FROM etl_job_runs WHERE run_id = $1 AND job = 'item'",
-            &[&run_id],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let item_manifest: String = scalar(
+        &c,
+        "SELECT manifest_key FROM etl_job_runs WHERE run_id = $1 AND job = 'item'",
+        &[&run_id],
+    )
+    .await;
     let path = raw.path().join(&item_manifest);
     let saved = std::fs::read(&path).unwrap();
     std::fs::remove_file(&path).unwrap();
     let state = "SELECT string_agg(item_code || is_active::text, ',' ORDER BY item_code) FROM rakuten_items WHERE $1::uuid IS NOT NULL";
-    let before: String = c.query_one(state, &[&run_id]).await.unwrap().get(0);
+    let before: String = scalar(&c, state, &[&run_id]).await;
     let err = is_active::run(&ctx, RunInput { run_id }).await.unwrap_err();
     assert_eq!(err.error_type(), "EvidenceMissing");
     assert!(err.to_string().contains(&item_manifest), "{err}");
-    let after: String = c.query_one(state, &[&run_id]).await.unwrap().get(0);
+    let after: String = scalar(&c, state, &[&run_id]).await;
     assert_eq!(before, after, "a refused IsActive changes nothing");
 
     // With the evidence back, it applies the window.
@@ -299,7 +285,7 @@ async fn is_active_follows_the_window_and_refuses_without_evidence() {
         "recent-shop:1 and the five reset items"
     );
     // Independent check: active exactly for the items ranked in the window.
-    let mismatches = scalar(
+    let mismatches = of_run(
         &c,
         "WITH w AS (SELECT DISTINCT item_code FROM rakuten_rankings, etl_runs r
                     WHERE r.run_id = $1 AND snapshot_date > r.run_date - 7 AND snapshot_date <= r.run_date)
@@ -310,7 +296,7 @@ async fn is_active_follows_the_window_and_refuses_without_evidence() {
     .await;
     assert_eq!(mismatches, 0);
     assert_eq!(
-        scalar(
+        of_run(
             &c,
             "SELECT count(*) FROM rakuten_items WHERE is_active AND $1::uuid IS NOT NULL",
             run_id
@@ -333,12 +319,11 @@ async fn is_active_follows_the_window_and_refuses_without_evidence() {
 /// retries are counted.
 #[tokio::test]
 async fn malformed_bodies_are_retried_and_the_last_one_kept_under_quarantine() {
-    let db = TestDb::new().await;
-    let raw = tempfile::tempdir().unwrap();
+    let (db, raw) = db_and_raw().await;
     // Ranking against a clean sandbox; Item against one with the same data whose Item
     // Search answers some items (the same ones every time) with a cut-short body.
     let clean = start_sandbox(sandbox_config(200)).await;
-    let ctx = context(job_config(&db, &clean, raw.path(), &[])).await;
+    let ctx = job_context(&db, &clean, raw.path(), &[]).await;
     let run_id = ranked(&ctx).await;
     clean.shutdown().await;
     let spoiled = start_sandbox(SandboxConfig {
@@ -347,7 +332,7 @@ async fn malformed_bodies_are_retried_and_the_last_one_kept_under_quarantine() {
         ..sandbox_config(200)
     })
     .await;
-    let ctx = context(job_config(&db, &spoiled, raw.path(), &[])).await;
+    let ctx = job_context(&db, &spoiled, raw.path(), &[]).await;
     let out = item::run(&ctx, RunInput { run_id }, None).await.unwrap();
     assert!(out.done);
     let failed = out.units.failed as u64;
@@ -357,14 +342,14 @@ async fn malformed_bodies_are_retried_and_the_last_one_kept_under_quarantine() {
     assert_eq!(out.requests, 200 + 3 * failed);
     assert_eq!(spoiled.stats().malformed, 4 * failed);
     let c = db.client().await;
-    let recorded_retries = scalar(
+    let recorded_retries = of_run(
         &c,
         "SELECT retries::bigint FROM etl_job_runs WHERE run_id = $1 AND job = 'item'",
         run_id,
     )
     .await;
     assert_eq!(recorded_retries as u64, 3 * failed);
-    let kinds = scalar(
+    let kinds = of_run(
         &c,
         "SELECT count(*) FROM etl_failures WHERE run_id = $1 AND job = 'item' AND error_kind = 'malformed'",
         run_id,
@@ -402,22 +387,13 @@ async fn malformed_bodies_are_retried_and_the_last_one_kept_under_quarantine() {
 /// ITEM_DAILY_REQUEST_BUDGET, which every run of the day shares.
 #[tokio::test]
 async fn item_details_follow_the_refresh_policy_and_the_daily_budget() {
-    let db = TestDb::new().await;
-    let cfg = sandbox_config(200);
-    let data = rakuten_sandbox::Dataset::generate(&cfg);
-    let sandbox = start_sandbox(cfg).await;
-    let raw = tempfile::tempdir().unwrap();
-    let ctx = context(job_config(
-        &db,
-        &sandbox,
-        raw.path(),
-        &[("ITEM_DAILY_REQUEST_BUDGET", "50")],
-    ))
-    .await;
+    let data = rakuten_sandbox::Dataset::generate(&sandbox_config(200));
+    let budget = [("ITEM_DAILY_REQUEST_BUDGET", "50")];
+    let (db, sandbox, raw, ctx) = job_env(sandbox_config(200), &budget).await;
     let run_id = ranked(&ctx).await;
     let c = db.client().await;
     // Captions and point campaigns come with the ranking, before any Item Search.
-    let with_caption = scalar(&c, "SELECT count(*) FROM rakuten_items WHERE item_caption IS NOT NULL AND $1::uuid IS NOT NULL", run_id).await;
+    let with_caption = of_run(&c, "SELECT count(*) FROM rakuten_items WHERE item_caption IS NOT NULL AND $1::uuid IS NOT NULL", run_id).await;
     assert_eq!(with_caption, 200);
     let campaigns = data
         .items
@@ -425,14 +401,14 @@ async fn item_details_follow_the_refresh_policy_and_the_daily_budget() {
         .filter(|i| !i.point_rate_start_time.is_empty())
         .count() as i64;
     assert!(campaigns > 0, "the dataset has point campaigns");
-    let saved_campaigns = scalar(&c, "SELECT count(*) FROM rakuten_items WHERE point_rate_start_time IS NOT NULL AND $1::uuid IS NOT NULL", run_id).await;
+    let saved_campaigns = of_run(&c, "SELECT count(*) FROM rakuten_items WHERE point_rate_start_time IS NOT NULL AND $1::uuid IS NOT NULL", run_id).await;
     assert_eq!(saved_campaigns, campaigns);
 
     // The budget: 50 Item Search units today, the best-ranked items first.
     let out = item::run(&ctx, RunInput { run_id }, None).await.unwrap();
     assert_eq!(out.extra["queued"], 50);
     assert_eq!(out.requests, 50);
-    let worst_fetched = scalar(
+    let worst_fetched = of_run(
         &c,
         "SELECT max(r.rank)::bigint FROM rakuten_rankings r JOIN etl_item_queue q USING (item_code) WHERE q.run_id = $1",
         run_id,
@@ -441,35 +417,21 @@ async fn item_details_follow_the_refresh_policy_and_the_daily_budget() {
     assert_eq!(worst_fetched, 50, "ranks 1-50 were fetched first");
 
     // A second run of the same day shares the budget: nothing is left.
-    let second = ranking::run(&ctx, RankingInput::default()).await.unwrap();
-    let out = item::run(
-        &ctx,
-        RunInput {
-            run_id: second.run_id,
-        },
-        None,
-    )
-    .await
-    .unwrap();
+    let second = ranked(&ctx).await;
+    let out = item::run(&ctx, RunInput { run_id: second }, None)
+        .await
+        .unwrap();
     assert_eq!(out.extra["queued"], 0);
     assert_eq!(out.requests, 0);
 
     // Without a budget, the day's remaining 150 due items are fetched; the first 50 are
     // fresh (within ITEM_REFRESH_DAYS) and are not fetched again.
-    let unbudgeted = context(job_config(&db, &sandbox, raw.path(), &[])).await;
-    let third = ranking::run(&unbudgeted, RankingInput::default())
+    let unbudgeted = job_context(&db, &sandbox, raw.path(), &[]).await;
+    let third = ranked(&unbudgeted).await;
+    let out = item::run(&unbudgeted, RunInput { run_id: third }, None)
         .await
         .unwrap();
-    let out = item::run(
-        &unbudgeted,
-        RunInput {
-            run_id: third.run_id,
-        },
-        None,
-    )
-    .await
-    .unwrap();
     assert_eq!(out.extra["queued"], 150);
-    assert_eq!(scalar(&c, "SELECT count(*) FROM rakuten_items WHERE detail_saved_at IS NOT NULL AND $1::uuid IS NOT NULL", run_id).await, 200);
+    assert_eq!(of_run(&c, "SELECT count(*) FROM rakuten_items WHERE detail_saved_at IS NOT NULL AND $1::uuid IS NOT NULL", run_id).await, 200);
     sandbox.shutdown().await;
 }

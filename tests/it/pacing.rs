@@ -7,14 +7,10 @@ use std::time::{Duration, Instant};
 
 use collector_core::pacing::PgPacer;
 use ichiba_collector_tests::*;
-use rakuten_client::{ClientConfig, Pacer, RakutenClient, RankingQuery, SentRequest};
+use rakuten_client::{Pacer, RakutenClient, RankingQuery, SentRequest};
 
 fn client(base: &str, rps: f64, pacer: Option<Arc<PgPacer>>) -> RakutenClient {
-    let mut c = ClientConfig::new(
-        base.parse().unwrap(),
-        TEST_APP_ID.to_string().into(),
-        TEST_ACCESS_KEY.to_string().into(),
-    );
+    let mut c = client_config(base, TEST_ACCESS_KEY);
     c.requests_per_second = rps;
     c.retry_base_delay = Duration::from_millis(5);
     match pacer {
@@ -142,30 +138,22 @@ async fn unreachable_database_falls_back_to_local_pacing() {
 /// the job then uses too; nothing is connected before the first request needs it.
 #[tokio::test]
 async fn the_pacer_shares_the_jobs_connection() {
-    let db = TestDb::new().await;
-    let sandbox = start_sandbox(sandbox_config(300)).await;
-    let raw = tempfile::tempdir().unwrap();
+    let (db, sandbox, raw) = job_parts(sandbox_config(300)).await;
     let url = format!("{}?application_name=icx-pacer-share", db.url);
-    let ctx = context(job_config(
-        &db,
-        &sandbox,
-        raw.path(),
-        &[
-            ("DATABASE_URL", url.as_str()),
-            ("RAKUTEN_SHARED_BUDGET", "postgres"),
-        ],
-    ))
-    .await;
+    let shared = [
+        ("DATABASE_URL", url.as_str()),
+        ("RAKUTEN_SHARED_BUDGET", "postgres"),
+    ];
+    let ctx = job_context(&db, &sandbox, raw.path(), &shared).await;
     let observer = db.client().await;
     let connections = || async {
-        observer
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'icx-pacer-share'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get::<_, i64>(0)
+        one_row(
+            &observer,
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'icx-pacer-share'",
+            &[],
+        )
+        .await
+        .get::<_, i64>(0)
     };
     assert_eq!(connections().await, 0, "nothing opened at start");
     for page in 1..=3 {
@@ -178,11 +166,7 @@ async fn the_pacer_shares_the_jobs_connection() {
     {
         let guard = ctx.db().await.unwrap();
         let c = &guard.client;
-        let n: i64 = c
-            .query_one("SELECT count(*) FROM etl_rate_slots", &[])
-            .await
-            .unwrap()
-            .get(0);
+        let n: i64 = scalar(c, "SELECT count(*) FROM etl_rate_slots", &[]).await;
         assert_eq!(n, 1, "the pacer booked on this connection's database");
     }
     ctx.rakuten.genre(0).await.unwrap();

@@ -11,12 +11,7 @@ async fn sslmode_require_encrypts_and_disable_does_not() {
         .await
         .expect("TLS connection");
     assert!(tls.tls, "sslmode=require must give an encrypted session");
-    let n: i64 = tls
-        .client
-        .query_one("SELECT count(*) FROM etl_runs", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let n: i64 = scalar(&tls.client, "SELECT count(*) FROM etl_runs", &[]).await;
     assert_eq!(n, 0);
     let plain = db::connect(&format!("{}{sep}sslmode=disable", test_db.url).into())
         .await
@@ -56,11 +51,7 @@ async fn migrations_are_idempotent() {
         "etl_job_runs",
         "etl_failures",
     ] {
-        let exists: bool = client
-            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
-            .await
-            .unwrap()
-            .get(0);
+        let exists: bool = scalar(&client, "SELECT to_regclass($1) IS NOT NULL", &[&table]).await;
         assert!(exists, "{table}");
     }
 }

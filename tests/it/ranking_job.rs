@@ -1,23 +1,15 @@
 //! The Ranking job end to end: sandbox over HTTP → local raw store → PostgreSQL.
 
 use collector_core::jobs::ranking::{self, RankingInput};
-use collector_core::jobs::JobError;
 use collector_core::rawstore::{Latest, Manifest};
 use ichiba_collector_tests::*;
 use md5::Md5;
-use rakuten_sandbox::ErrorMode;
+use rakuten_sandbox::{ErrorMode, SandboxConfig};
 use sha2::{Digest, Sha256};
-
-async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {
-    client.query_one(sql, &[]).await.unwrap().get(0)
-}
 
 #[tokio::test]
 async fn loads_the_snapshot_items_raw_objects_and_manifest() {
-    let db = TestDb::new().await;
-    let sandbox = start_sandbox(sandbox_config(1500)).await;
-    let raw = tempfile::tempdir().unwrap();
-    let ctx = context(job_config(&db, &sandbox, raw.path(), &[])).await;
+    let (db, sandbox, raw, ctx) = job_env(sandbox_config(1500), &[]).await;
 
     let out = ranking::run(&ctx, RankingInput::default())
         .await
@@ -28,11 +20,12 @@ async fn loads_the_snapshot_items_raw_objects_and_manifest() {
     assert_eq!(out.units.attempted, 34);
     assert_eq!(out.units.failed, 0);
     let snapshot = out.snapshot_date.unwrap();
-    let rows: i64 = c
-        .query_one("SELECT count(*) FROM rakuten_rankings WHERE snapshot_date = $1 AND ranking_genre_id = 0", &[&snapshot])
-        .await
-        .unwrap()
-        .get(0);
+    let rows: i64 = scalar(
+        &c,
+        "SELECT count(*) FROM rakuten_rankings WHERE snapshot_date = $1 AND ranking_genre_id = 0",
+        &[&snapshot],
+    )
+    .await;
     assert_eq!(rows, 1000);
     assert_eq!(
         count(
@@ -77,14 +70,9 @@ async fn loads_the_snapshot_items_raw_objects_and_manifest() {
     assert_eq!(latest.jobs["ranking"].run_id, out.run_id);
 
     // The ledger: a succeeded run and job run with the counts.
-    let r = c
-        .query_one(
-            "SELECT j.status, j.attempted, j.failed, j.rows_inserted, j.raw_written, j.manifest_key, r.status
+    let r = one_row(&c, "SELECT j.status, j.attempted, j.failed, j.rows_inserted, j.raw_written, j.manifest_key, r.status
              FROM etl_job_runs j JOIN etl_runs r USING (run_id) WHERE j.run_id = $1 AND j.job = 'ranking'",
-            &[&out.run_id],
-        )
-        .await
-        .unwrap();
+            &[&out.run_id]).await;
     assert_eq!(r.get::<_, String>(0), "succeeded");
     assert_eq!(r.get::<_, i32>(1), 34);
     assert_eq!(r.get::<_, i32>(2), 0);
@@ -98,42 +86,31 @@ async fn loads_the_snapshot_items_raw_objects_and_manifest() {
 
 #[tokio::test]
 async fn a_second_run_the_same_day_rewrites_nothing_and_overwrites_no_object() {
-    let db = TestDb::new().await;
-    let sandbox = start_sandbox(sandbox_config(1200)).await;
-    let raw = tempfile::tempdir().unwrap();
-    let ctx = context(job_config(&db, &sandbox, raw.path(), &[])).await;
+    let (db, sandbox, raw, ctx) = job_env(sandbox_config(1200), &[]).await;
 
     let first = ranking::run(&ctx, RankingInput::default()).await.unwrap();
     let before = files_under(raw.path());
     let c = db.client().await;
     let last_write = "SELECT max(ranking_saved_at)::text || '/' || max(r.saved_at)::text FROM rakuten_items, rakuten_rankings r";
-    let written_before: String = c.query_one(last_write, &[]).await.unwrap().get(0);
+    let written_before: String = scalar(&c, last_write, &[]).await;
 
     // A new run the same day: every row unchanged.
     let second = ranking::run(&ctx, RankingInput::default()).await.unwrap();
     assert_ne!(first.run_id, second.run_id);
-    assert_eq!(
-        second.rows["rakuten_rankings"],
-        collector_core::jobs::RowCounts {
-            inserted: 0,
-            updated: 0,
-            unchanged: 1000,
-            deleted: 0
-        }
-    );
-    assert_eq!(
-        second.rows["rakuten_items"],
-        collector_core::jobs::RowCounts {
-            inserted: 0,
-            updated: 0,
-            unchanged: 1000,
-            deleted: 0
-        }
-    );
-    let ledger = c
-        .query_one("SELECT rows_inserted, rows_updated, rows_unchanged FROM etl_job_runs WHERE run_id = $1", &[&second.run_id])
-        .await
-        .unwrap();
+    let all_unchanged = collector_core::jobs::RowCounts {
+        inserted: 0,
+        updated: 0,
+        unchanged: 1000,
+        deleted: 0,
+    };
+    assert_eq!(second.rows["rakuten_rankings"], all_unchanged);
+    assert_eq!(second.rows["rakuten_items"], all_unchanged);
+    let ledger = one_row(
+        &c,
+        "SELECT rows_inserted, rows_updated, rows_unchanged FROM etl_job_runs WHERE run_id = $1",
+        &[&second.run_id],
+    )
+    .await;
     assert_eq!(
         (
             ledger.get::<_, i32>(0),
@@ -143,7 +120,7 @@ async fn a_second_run_the_same_day_rewrites_nothing_and_overwrites_no_object() {
         (0, 0, 2001)
     );
     // No row was rewritten: the newest write times are still the first run's.
-    let written_after: String = c.query_one(last_write, &[]).await.unwrap().get(0);
+    let written_after: String = scalar(&c, last_write, &[]).await;
     assert_eq!(written_after, written_before);
 
     // The first run's objects are untouched; the second run wrote its own.
@@ -157,14 +134,7 @@ async fn a_second_run_the_same_day_rewrites_nothing_and_overwrites_no_object() {
     }
 
     // Rerunning the job inside the first run: identical bytes, nothing written, attempt 2.
-    let rerun = ranking::run(
-        &ctx,
-        RankingInput {
-            run_id: Some(first.run_id),
-        },
-    )
-    .await
-    .unwrap();
+    let rerun = ranking::run(&ctx, in_run(first.run_id)).await.unwrap();
     assert_eq!(rerun.attempt, 2);
     assert_eq!(rerun.raw_written, 0);
     assert_eq!(rerun.raw_identical, 34);
@@ -172,14 +142,12 @@ async fn a_second_run_the_same_day_rewrites_nothing_and_overwrites_no_object() {
         .manifest_key
         .unwrap()
         .ends_with("manifest.attempt-2.json"));
-    let attempt: i32 = c
-        .query_one(
-            "SELECT attempt FROM etl_job_runs WHERE run_id = $1 AND job = 'ranking'",
-            &[&first.run_id],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let attempt: i32 = scalar(
+        &c,
+        "SELECT attempt FROM etl_job_runs WHERE run_id = $1 AND job = 'ranking'",
+        &[&first.run_id],
+    )
+    .await;
     assert_eq!(attempt, 2);
     sandbox.shutdown().await;
 }
@@ -199,23 +167,15 @@ fn all_genre_targets(config: &rakuten_sandbox::SandboxConfig) -> String {
 
 #[tokio::test]
 async fn failure_threshold_half_a_percent_succeeds_five_percent_fails() {
-    let db = TestDb::new().await;
-    let raw = tempfile::tempdir().unwrap();
-    let c = db.client().await;
-
     // 0.5 % of units fail on every retry: below the 1 % threshold.
-    let mut cfg = sandbox_config(6000);
-    cfg.error_rate = 0.005;
-    cfg.error_mode = ErrorMode::Persistent;
+    let cfg = failing_config(6000, 0.005, ErrorMode::Persistent);
     let targets = all_genre_targets(&cfg);
-    let sandbox = start_sandbox(cfg).await;
-    let ctx = context(job_config(
-        &db,
-        &sandbox,
-        raw.path(),
-        &[("RANKING_TARGETS", &targets), ("RAKUTEN_MAX_ATTEMPTS", "2")],
-    ))
-    .await;
+    let extra = [
+        ("RANKING_TARGETS", targets.as_str()),
+        ("RAKUTEN_MAX_ATTEMPTS", "2"),
+    ];
+    let (db, sandbox, raw, ctx) = job_env(cfg, &extra).await;
+    let c = db.client().await;
     let ok = ranking::run(&ctx, RankingInput::default())
         .await
         .expect("0.5 % failures are tolerated");
@@ -228,48 +188,28 @@ async fn failure_threshold_half_a_percent_succeeds_five_percent_fails() {
     assert!(ok.units.attempted >= 500, "{} units", ok.units.attempted);
     assert!(ok.units.failed > 0, "expected some injected failures");
     assert!(ok.failure_rate <= 0.01);
-    let recorded: i64 = c
-        .query_one(
-            "SELECT count(*) FROM etl_failures WHERE run_id = $1 AND error_kind = 'server_error'",
-            &[&ok.run_id],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let recorded: i64 = scalar(
+        &c,
+        "SELECT count(*) FROM etl_failures WHERE run_id = $1 AND error_kind = 'server_error'",
+        &[&ok.run_id],
+    )
+    .await;
     assert_eq!(recorded, i64::from(ok.units.failed));
     sandbox.shutdown().await;
 
     // 5 %: the job fails with FailureRateExceeded naming the counts, and loads nothing.
-    let mut cfg = sandbox_config(6000);
-    cfg.error_rate = 0.05;
-    cfg.error_mode = ErrorMode::Persistent;
-    cfg.date = Some("2026-11-24".into());
-    let sandbox = start_sandbox(cfg).await;
-    let ctx = context(job_config(
-        &db,
-        &sandbox,
-        raw.path(),
-        &[("RANKING_TARGETS", &targets), ("RAKUTEN_MAX_ATTEMPTS", "2")],
-    ))
+    let sandbox = start_sandbox(SandboxConfig {
+        date: Some("2026-11-24".into()),
+        ..failing_config(6000, 0.05, ErrorMode::Persistent)
+    })
     .await;
+    let ctx = job_context(&db, &sandbox, raw.path(), &extra).await;
     let rows_before = count(&c, "SELECT count(*) FROM rakuten_rankings").await;
     let err = ranking::run(&ctx, RankingInput::default())
         .await
         .expect_err("5 % failures exceed the threshold");
-    assert_eq!(err.error_type(), "FailureRateExceeded");
-    let JobError::FailureRateExceeded {
-        failed, attempted, ..
-    } = &err
-    else {
-        panic!("{err}")
-    };
     println!("5 %: {err}");
-    assert!(*failed as f64 / *attempted as f64 > 0.01);
-    let msg = err.to_string();
-    assert!(
-        msg.contains(&format!("{failed} of {attempted} units failed")),
-        "{msg}"
-    );
+    let (failed, _) = &assert_failure_rate_exceeded(&err, 0.01);
     assert_eq!(
         count(&c, "SELECT count(*) FROM rakuten_rankings").await,
         rows_before,
@@ -277,10 +217,7 @@ async fn failure_threshold_half_a_percent_succeeds_five_percent_fails() {
     );
 
     // The ledger shows both runs.
-    let runs = c
-        .query("SELECT r.status, j.status, j.failed, j.error_type FROM etl_runs r JOIN etl_job_runs j USING (run_id) ORDER BY r.started_at", &[])
-        .await
-        .unwrap();
+    let runs = rows(&c, "SELECT r.status, j.status, j.failed, j.error_type FROM etl_runs r JOIN etl_job_runs j USING (run_id) ORDER BY r.started_at", &[]).await;
     assert_eq!(runs.len(), 2);
     assert_eq!(
         (runs[0].get::<_, String>(0), runs[0].get::<_, String>(1)),
@@ -300,18 +237,10 @@ async fn failure_threshold_half_a_percent_succeeds_five_percent_fails() {
 
 #[tokio::test]
 async fn transient_server_errors_are_retried_away() {
-    let db = TestDb::new().await;
-    let raw = tempfile::tempdir().unwrap();
-    let mut cfg = sandbox_config(1000);
-    cfg.error_rate = 0.2;
-    cfg.error_mode = ErrorMode::Transient;
-    let sandbox = start_sandbox(cfg).await;
-    let ctx = context(job_config(
-        &db,
-        &sandbox,
-        raw.path(),
+    let (_db, sandbox, _raw, ctx) = job_env(
+        failing_config(1000, 0.2, ErrorMode::Transient),
         &[("RAKUTEN_MAX_ATTEMPTS", "8")],
-    ))
+    )
     .await;
     let out = ranking::run(&ctx, RankingInput::default()).await.unwrap();
     assert_eq!(out.units.failed, 0);
@@ -323,19 +252,9 @@ async fn transient_server_errors_are_retried_away() {
 
 #[tokio::test]
 async fn a_run_of_another_env_or_an_unknown_run_is_refused() {
-    let db = TestDb::new().await;
-    let sandbox = start_sandbox(sandbox_config(100)).await;
-    let raw = tempfile::tempdir().unwrap();
-    let ctx = context(job_config(&db, &sandbox, raw.path(), &[])).await;
+    let (_db, sandbox, _raw, ctx) = job_env(sandbox_config(100), &[]).await;
     let missing = uuid::Uuid::new_v4();
-    let err = ranking::run(
-        &ctx,
-        RankingInput {
-            run_id: Some(missing),
-        },
-    )
-    .await
-    .unwrap_err();
+    let err = ranking::run(&ctx, in_run(missing)).await.unwrap_err();
     assert_eq!(err.error_type(), "RunNotFound");
     assert!(err.to_string().contains(&missing.to_string()));
     let err = RankingInput::from_event(serde_json::json!({"run_id": "not-a-uuid"})).unwrap_err();
@@ -347,19 +266,14 @@ async fn a_run_of_another_env_or_an_unknown_run_is_refused() {
 
 #[tokio::test]
 async fn a_genre_that_does_not_exist_costs_one_request_and_leaves_an_incomplete_snapshot() {
-    let db = TestDb::new().await;
-    let sandbox = start_sandbox(sandbox_config(200)).await;
-    let raw = tempfile::tempdir().unwrap();
     // 200 items: the overall ranking has 7 pages (6 full, one of 20).
-    let ctx = context(job_config(
-        &db,
-        &sandbox,
-        raw.path(),
+    let (db, sandbox, _raw, ctx) = job_env(
+        sandbox_config(200),
         &[
             ("RANKING_TARGETS", "0,987654321"),
             ("RANKING_FAILURE_THRESHOLD", "0.5"),
         ],
-    ))
+    )
     .await;
     let before = sandbox.stats().requests;
     let out = ranking::run(&ctx, RankingInput::default())
@@ -375,20 +289,15 @@ async fn a_genre_that_does_not_exist_costs_one_request_and_leaves_an_incomplete_
         out.incomplete
     );
     let c = db.client().await;
-    let unit: String = c
-        .query_one("SELECT unit FROM etl_failures", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let unit: String = scalar(&c, "SELECT unit FROM etl_failures", &[]).await;
     assert!(unit.contains("987654321"), "{unit}");
-    let rows = c
-        .query(
-            "SELECT ranking_genre_id, complete, missing_ranks, row_count, pages, title IS NOT NULL
+    let rows = rows(
+        &c,
+        "SELECT ranking_genre_id, complete, missing_ranks, row_count, pages, title IS NOT NULL
              FROM rakuten_ranking_snapshots ORDER BY ranking_genre_id",
-            &[],
-        )
-        .await
-        .unwrap();
+        &[],
+    )
+    .await;
     assert_eq!(rows.len(), 2);
     let overall = &rows[0];
     assert_eq!(overall.get::<_, i64>(0), 0);
@@ -410,10 +319,7 @@ async fn a_genre_that_does_not_exist_costs_one_request_and_leaves_an_incomplete_
 
 #[tokio::test]
 async fn events_that_are_not_objects_are_refused() {
-    let db = TestDb::new().await;
-    let sandbox = start_sandbox(sandbox_config(5)).await;
-    let raw = tempfile::tempdir().unwrap();
-    let ctx = context(job_config(&db, &sandbox, raw.path(), &[])).await;
+    let (db, sandbox, _raw, ctx) = job_env(sandbox_config(5), &[]).await;
     let id = uuid::Uuid::new_v4().to_string();
     for event in [
         serde_json::json!(null),
@@ -438,21 +344,7 @@ async fn events_that_are_not_objects_are_refused() {
 
 #[tokio::test]
 async fn a_page_that_keeps_failing_is_tried_again_at_the_end_and_named_as_missing_ranks() {
-    let db = TestDb::new().await;
-    let mut cfg = sandbox_config(200);
-    cfg.fail_ranking_pages = vec!["0:3".parse().unwrap()];
-    let sandbox = start_sandbox(cfg).await;
-    let raw = tempfile::tempdir().unwrap();
-    let ctx = context(job_config(
-        &db,
-        &sandbox,
-        raw.path(),
-        &[
-            ("RANKING_FAILURE_THRESHOLD", "0.2"),
-            ("RAKUTEN_MAX_ATTEMPTS", "2"),
-        ],
-    ))
-    .await;
+    let (db, sandbox, _raw, ctx) = page_three_fails("2").await;
     let out = ranking::run(&ctx, RankingInput::default())
         .await
         .expect("one page in seven is under the 20 % threshold");
@@ -470,58 +362,25 @@ async fn a_page_that_keeps_failing_is_tried_again_at_the_end_and_named_as_missin
         out.incomplete,
         vec!["genre 0 daily: incomplete, missing 61-90".to_string()]
     );
-    let c = db.client().await;
-    let row = snapshot(&c).await;
-    assert!(!row.get::<_, bool>(0));
-    assert_eq!(row.get::<_, Option<String>>(1).as_deref(), Some("61-90"));
-    assert_eq!(row.get::<_, i32>(2), 170);
     // The incomplete snapshot holds every rank but the missing ones.
-    let ranks = day_ranks(&c).await;
     let expected: Vec<i32> = (1..=200).filter(|r| !(61..=90).contains(r)).collect();
-    assert_eq!(ranks, expected);
+    assert_snapshot(&db, (false, Some("61-90"), 170), expected).await;
     sandbox.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_ranking_rerun_in_the_same_run_fills_the_hole() {
-    let db = TestDb::new().await;
-    let mut cfg = sandbox_config(200);
-    cfg.fail_ranking_pages = vec!["0:3".parse().unwrap()];
-    let sandbox = start_sandbox(cfg).await;
-    let raw = tempfile::tempdir().unwrap();
-    let ctx = context(job_config(
-        &db,
-        &sandbox,
-        raw.path(),
-        &[
-            ("RANKING_FAILURE_THRESHOLD", "0.2"),
-            ("RAKUTEN_MAX_ATTEMPTS", "1"),
-        ],
-    ))
-    .await;
+    let (db, sandbox, raw, ctx) = page_three_fails("1").await;
     let first = ranking::run(&ctx, RankingInput::default()).await.unwrap();
     assert_eq!(first.incomplete.len(), 1);
     sandbox.shutdown().await;
     // The same day again against a healthy sandbox: the hole is filled, the snapshot complete.
     let sandbox = start_sandbox(sandbox_config(200)).await;
-    let ctx = context(job_config(&db, &sandbox, raw.path(), &[])).await;
-    let second = ranking::run(
-        &ctx,
-        RankingInput {
-            run_id: Some(first.run_id),
-        },
-    )
-    .await
-    .unwrap();
+    let ctx = job_context(&db, &sandbox, raw.path(), &[]).await;
+    let second = ranking::run(&ctx, in_run(first.run_id)).await.unwrap();
     assert!(second.incomplete.is_empty(), "{:?}", second.incomplete);
-    let c = db.client().await;
-    let row = snapshot(&c).await;
-    assert!(row.get::<_, bool>(0));
-    assert_eq!(row.get::<_, Option<String>>(1), None);
-    assert_eq!(row.get::<_, i32>(2), 200);
     // A complete snapshot has ranks 1..N without a gap.
-    let ranks = day_ranks(&c).await;
-    assert_eq!(ranks, (1..=200).collect::<Vec<i32>>());
+    assert_snapshot(&db, (true, None, 200), (1..=200).collect()).await;
     sandbox.shutdown().await;
 }
 
@@ -529,25 +388,22 @@ async fn a_ranking_rerun_in_the_same_run_fills_the_hole() {
 /// records the requests it sent.
 #[tokio::test]
 async fn a_ranking_that_fails_on_the_raw_store_records_its_requests() {
-    let db = TestDb::new().await;
-    let sandbox = start_sandbox(sandbox_config(100)).await;
-    let dir = tempfile::tempdir().unwrap();
+    let (db, sandbox, dir) = job_parts(sandbox_config(100)).await;
     // The raw store's directory is a file: the first write fails.
     let raw = dir.path().join("not-a-directory");
     std::fs::write(&raw, b"x").unwrap();
-    let ctx = context(job_config(&db, &sandbox, &raw, &[])).await;
+    let ctx = job_context(&db, &sandbox, &raw, &[]).await;
     let err = ranking::run(&ctx, RankingInput::default())
         .await
         .unwrap_err();
     assert_eq!(err.error_type(), "RawStoreError", "{err}");
     let c = db.client().await;
-    let row = c
-        .query_one(
-            "SELECT status, requests FROM etl_job_runs WHERE job = 'ranking'",
-            &[],
-        )
-        .await
-        .unwrap();
+    let row = one_row(
+        &c,
+        "SELECT status, requests FROM etl_job_runs WHERE job = 'ranking'",
+        &[],
+    )
+    .await;
     let (status, requests): (String, i32) = (row.get(0), row.get(1));
     assert_eq!(status, "failed");
     assert!(requests > 0);
@@ -555,22 +411,46 @@ async fn a_ranking_that_fails_on_the_raw_store_records_its_requests() {
     sandbox.shutdown().await;
 }
 
-/// Every rank stored, in order.
-async fn day_ranks(c: &tokio_postgres::Client) -> Vec<i32> {
-    c.query("SELECT rank FROM rakuten_rankings ORDER BY rank", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
+/// The Ranking job's input for (another attempt in) run `run_id`.
+fn in_run(run_id: uuid::Uuid) -> RankingInput {
+    RankingInput {
+        run_id: Some(run_id),
+    }
 }
 
-/// The one snapshot row: complete, missing_ranks, row_count.
-async fn snapshot(c: &tokio_postgres::Client) -> tokio_postgres::Row {
-    c.query_one(
+/// 200 items whose overall ranking's page 3 always fails; a 20 % threshold and
+/// `max_attempts` tries a request.
+async fn page_three_fails(max_attempts: &str) -> JobEnv {
+    let cfg = SandboxConfig {
+        fail_ranking_pages: vec!["0:3".parse().unwrap()],
+        ..sandbox_config(200)
+    };
+    job_env(
+        cfg,
+        &[
+            ("RANKING_FAILURE_THRESHOLD", "0.2"),
+            ("RAKUTEN_MAX_ATTEMPTS", max_attempts),
+        ],
+    )
+    .await
+}
+
+/// The one snapshot row is (complete, missing_ranks, row_count) and the ranks stored are
+/// `ranks`, in order.
+async fn assert_snapshot(db: &TestDb, row: (bool, Option<&str>, i32), ranks: Vec<i32>) {
+    let c = db.client().await;
+    let r = one_row(
+        &c,
         "SELECT complete, missing_ranks, row_count FROM rakuten_ranking_snapshots",
         &[],
     )
-    .await
-    .unwrap()
+    .await;
+    let got = (
+        r.get::<_, bool>(0),
+        r.get::<_, Option<String>>(1),
+        r.get::<_, i32>(2),
+    );
+    assert_eq!((got.0, got.1.as_deref(), got.2), row);
+    let stored: Vec<i32> = column(&c, "SELECT rank FROM rakuten_rankings ORDER BY rank", &[]).await;
+    assert_eq!(stored, ranks);
 }

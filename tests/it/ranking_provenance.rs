@@ -26,6 +26,20 @@ async fn open_run(c: &Client, day: &str) -> Uuid {
     run_id
 }
 
+/// A fresh database and raw directory where the Ranking job of 2026-11-23 ran against 3,000
+/// items whose ranking is rebuilt while it is read (`rebuild`); its outcome and requests.
+async fn rebuilt_ranking(
+    rebuild: RankingRebuild,
+) -> (TestDb, tempfile::TempDir, Result<JobOutput, JobError>, u64) {
+    let (db, raw) = db_and_raw().await;
+    let cfg = SandboxConfig {
+        ranking_rebuild: rebuild,
+        ..sandbox_config(3000)
+    };
+    let (out, requests) = ranking_day(&db, raw.path(), "2026-11-23", cfg, EXTRA).await;
+    (db, raw, out, requests)
+}
+
 /// Runs the Ranking job dated `day` against a sandbox built from `sandbox`.
 async fn ranking_day(
     db: &TestDb,
@@ -39,7 +53,7 @@ async fn ranking_day(
         ..sandbox
     })
     .await;
-    let ctx = context(job_config(db, &sandbox, raw, extra)).await;
+    let ctx = job_context(db, &sandbox, raw, extra).await;
     let run_id = open_run(&db.client().await, day).await;
     let out = ranking::run(
         &ctx,
@@ -55,33 +69,30 @@ async fn ranking_day(
 
 async fn snapshot(c: &Client, day: &str) -> (bool, bool, i32, Option<String>) {
     let date: chrono::NaiveDate = day.parse().unwrap();
-    let r = c
-        .query_one(
-            "SELECT stale, complete, row_count, missing_ranks FROM rakuten_ranking_snapshots
+    let r = one_row(
+        c,
+        "SELECT stale, complete, row_count, missing_ranks FROM rakuten_ranking_snapshots
              WHERE snapshot_date = $1 AND ranking_genre_id = 0",
-            &[&date],
-        )
-        .await
-        .unwrap();
+        &[&date],
+    )
+    .await;
     (r.get(0), r.get(1), r.get(2), r.get(3))
 }
 
 async fn ranks_on(c: &Client, day: &str) -> i64 {
     let date: chrono::NaiveDate = day.parse().unwrap();
-    c.query_one(
+    scalar(
+        c,
         "SELECT count(*) FROM rakuten_rankings WHERE snapshot_date = $1",
         &[&date],
     )
     .await
-    .unwrap()
-    .get(0)
 }
 
 #[tokio::test]
 async fn a_build_date_that_lags_the_run_date_flags_the_second_day_stale_or_skips_it() {
     for policy in ["keep", "skip"] {
-        let db = TestDb::new().await;
-        let raw = tempfile::tempdir().unwrap();
+        let (db, raw) = db_and_raw().await;
         let extra = [EXTRA[0], ("RANKING_STALE_POLICY", policy)];
         let (first, _) =
             ranking_day(&db, raw.path(), "2026-11-23", sandbox_config(3000), &extra).await;
@@ -135,27 +146,16 @@ async fn a_build_date_that_lags_the_run_date_flags_the_second_day_stale_or_skips
 
 #[tokio::test]
 async fn a_ranking_rebuilt_after_page_ten_is_read_again_and_stored_consistent() {
-    let db = TestDb::new().await;
-    let raw = tempfile::tempdir().unwrap();
-    let rebuilt_once = SandboxConfig {
-        ranking_rebuild: RankingRebuild::Once { after_pages: 10 },
-        ..sandbox_config(3000)
-    };
-    let (out, requests) = ranking_day(&db, raw.path(), "2026-11-23", rebuilt_once, EXTRA).await;
+    let rebuilt_once = RankingRebuild::Once { after_pages: 10 };
+    let (db, raw, out, requests) = rebuilt_ranking(rebuilt_once).await;
     let out = out.expect("a consistent second read succeeds");
     assert_eq!(requests, 24, "12 pages read twice");
     assert!(out.quality.iter().all(|f| !f.severe), "{:?}", out.quality);
     let c = db.client().await;
     assert_eq!(snapshot(&c, "2026-11-23").await, (false, true, 360, None));
     // Every stored page is of the second build: one lastBuildDate, an hour after midnight.
-    let build: String = c
-        .query_one(
-            "SELECT to_char(last_build_date AT TIME ZONE 'Asia/Tokyo', 'YYYY-MM-DD HH24:MI') FROM rakuten_ranking_snapshots",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let build: String = scalar(&c, "SELECT to_char(last_build_date AT TIME ZONE 'Asia/Tokyo', 'YYYY-MM-DD HH24:MI') FROM rakuten_ranking_snapshots",
+            &[]).await;
     assert_eq!(build, "2026-11-23 01:00");
     // Both reads are evidence: the first read's pages 11-12 and the second read's pages
     // 1-10 differ from what was kept before, so they are kept beside it.
@@ -169,13 +169,7 @@ async fn a_ranking_rebuilt_after_page_ten_is_read_again_and_stored_consistent() 
 
 #[tokio::test]
 async fn a_ranking_rebuilt_on_every_read_is_incomplete_with_the_reason_and_fails_the_job() {
-    let db = TestDb::new().await;
-    let raw = tempfile::tempdir().unwrap();
-    let always = SandboxConfig {
-        ranking_rebuild: RankingRebuild::Every { pages: 5 },
-        ..sandbox_config(3000)
-    };
-    let (out, requests) = ranking_day(&db, raw.path(), "2026-11-23", always, EXTRA).await;
+    let (db, _raw, out, requests) = rebuilt_ranking(RankingRebuild::Every { pages: 5 }).await;
     let err = out.expect_err("mixed builds fail the job");
     assert_eq!(err.error_type(), "DataQualityFailed", "{err}");
     assert!(err.to_string().contains("mixed_build"), "{err}");
@@ -189,13 +183,8 @@ async fn a_ranking_rebuilt_on_every_read_is_incomplete_with_the_reason_and_fails
         0,
         "nothing of two builds stored"
     );
-    let r = c
-        .query_one(
-            "SELECT status, error_type, output->'quality'->0->>'check' FROM etl_job_runs WHERE job = 'ranking'",
-            &[],
-        )
-        .await
-        .unwrap();
+    let r = one_row(&c, "SELECT status, error_type, output->'quality'->0->>'check' FROM etl_job_runs WHERE job = 'ranking'",
+            &[]).await;
     assert_eq!(
         (
             r.get::<_, String>(0),
@@ -209,11 +198,7 @@ async fn a_ranking_rebuilt_on_every_read_is_incomplete_with_the_reason_and_fails
         )
     );
     // `collector runs show` says it too.
-    let run_id: Uuid = c
-        .query_one("SELECT run_id FROM etl_runs", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let run_id: Uuid = scalar(&c, "SELECT run_id FROM etl_runs", &[]).await;
     let run = collector_core::db::history::run(&c, run_id)
         .await
         .unwrap()
@@ -234,8 +219,7 @@ async fn an_item_at_two_ranks_is_a_severe_finding() {
     use collector_core::jobs::replay::{self, ReplayRequest, ReplaySettings};
     use collector_core::rawstore::ManifestEntry;
 
-    let db = TestDb::new().await;
-    let raw = tempfile::tempdir().unwrap();
+    let (db, raw) = db_and_raw().await;
     let extra = [("RANKING_MAX_PAGES", "2")];
     let (out, _) = ranking_day(&db, raw.path(), "2026-11-23", sandbox_config(3000), &extra).await;
     let out = out.unwrap();

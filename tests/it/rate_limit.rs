@@ -2,6 +2,15 @@
 
 use collector_core::jobs::ranking::{self, RankingInput};
 use ichiba_collector_tests::*;
+use rakuten_sandbox::SandboxConfig;
+
+/// `items` items, at most `per_sec` requests a second per application ID.
+fn limited(items: usize, per_sec: f64) -> SandboxConfig {
+    SandboxConfig {
+        rate_limit_per_sec: Some(per_sec),
+        ..sandbox_config(items)
+    }
+}
 
 /// Against a sandbox limited per application ID, a ranking at a pace just under the
 /// limit: every unit succeeds and the client's recorded sends are at least one interval
@@ -11,21 +20,11 @@ use ichiba_collector_tests::*;
 /// not asserted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pace_under_the_limit_sends_one_interval_apart() {
-    let db = TestDb::new().await;
-    let mut cfg = sandbox_config(1000);
-    cfg.rate_limit_per_sec = Some(5.0);
-    let sandbox = start_sandbox(cfg).await;
-    let raw = tempfile::tempdir().unwrap();
-    let ctx = context(job_config(
-        &db,
-        &sandbox,
-        raw.path(),
-        &[
-            ("RAKUTEN_REQUESTS_PER_SECOND", "4.75"),
-            ("RANKING_TARGETS", "0"),
-        ],
-    ))
-    .await;
+    let pace = [
+        ("RAKUTEN_REQUESTS_PER_SECOND", "4.75"),
+        ("RANKING_TARGETS", "0"),
+    ];
+    let (_db, sandbox, _raw, ctx) = job_env(limited(1000, 5.0), &pace).await;
     let started = std::time::Instant::now();
     let out = ranking::run(&ctx, RankingInput::default()).await.unwrap();
     let secs = started.elapsed().as_secs_f64();
@@ -57,22 +56,12 @@ async fn a_pace_under_the_limit_sends_one_interval_apart() {
 /// Sending faster than the limit draws 429s; the client backs off and every unit still succeeds.
 #[tokio::test]
 async fn too_fast_a_pace_is_throttled_and_retried() {
-    let db = TestDb::new().await;
-    let mut cfg = sandbox_config(300);
-    cfg.rate_limit_per_sec = Some(2.0);
-    let sandbox = start_sandbox(cfg).await;
-    let raw = tempfile::tempdir().unwrap();
-    let ctx = context(job_config(
-        &db,
-        &sandbox,
-        raw.path(),
-        &[
-            ("RAKUTEN_REQUESTS_PER_SECOND", "20"),
-            ("RAKUTEN_RETRY_BASE_MS", "600"),
-            ("RAKUTEN_MAX_ATTEMPTS", "6"),
-        ],
-    ))
-    .await;
+    let pace = [
+        ("RAKUTEN_REQUESTS_PER_SECOND", "20"),
+        ("RAKUTEN_RETRY_BASE_MS", "600"),
+        ("RAKUTEN_MAX_ATTEMPTS", "6"),
+    ];
+    let (_db, sandbox, _raw, ctx) = job_env(limited(300, 2.0), &pace).await;
     let out = ranking::run(&ctx, RankingInput::default()).await.unwrap();
     assert_eq!(out.units.attempted, 11);
     assert_eq!(out.units.failed, 0);

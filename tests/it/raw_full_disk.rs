@@ -5,7 +5,7 @@
 //! manifest that cannot be written is an error, never a 0-byte manifest; after space is
 //! freed the same writes succeed and `verify` passes.
 
-use ichiba_collector_tests::{fill, SmallDisk};
+use ichiba_collector_tests::{fill, manifest_of, SmallDisk};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -45,25 +45,6 @@ fn body(i: usize, len: usize) -> Bytes {
     }
     s.push_str("\"}");
     Bytes::from(s)
-}
-
-fn manifest_of(run_id: Uuid, date: NaiveDate, objects: Vec<ManifestEntry>) -> Manifest {
-    let t = Utc::now();
-    Manifest {
-        env: "local".into(),
-        job: "item".into(),
-        run_id,
-        run_date: date,
-        attempt: 1,
-        job_start_at: t,
-        created_at: t,
-        complete: true,
-        object_count: objects.len(),
-        total_bytes: objects.iter().map(|o| o.size).sum(),
-        total_records: objects.iter().map(|o| o.records).sum(),
-        objects,
-        verdict: None,
-    }
 }
 
 #[tokio::test]
@@ -129,7 +110,7 @@ async fn full_disk_fails_writes_naming_the_key_and_leaves_nothing_behind() {
         store.get(&tiny_key).await.unwrap().is_none(),
         "a 0-byte object was left"
     );
-    let manifest = manifest_of(run_id, date, stored.clone());
+    let manifest = manifest_of("item", run_id, date, Utc::now(), stored.clone());
     let err = manifest.write(&store, &keys).await.unwrap_err();
     assert!(err.to_string().contains(&keys.manifest()), "{err}");
     assert!(
@@ -172,7 +153,7 @@ async fn full_disk_fails_writes_naming_the_key_and_leaves_nothing_behind() {
         1,
         PutOutcome::Created,
     ));
-    let manifest_key = manifest_of(run_id, date, stored.clone())
+    let manifest_key = manifest_of("item", run_id, date, Utc::now(), stored.clone())
         .write(&store, &keys)
         .await
         .unwrap();

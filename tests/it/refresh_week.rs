@@ -15,8 +15,7 @@ const DAYS: i64 = 7;
 
 /// Requests of each simulated day, and the oldest details of an item ranked that day (days).
 async fn week(extra: &[(&str, &str)]) -> (Vec<u64>, f64) {
-    let db = TestDb::new().await;
-    let raw = tempfile::tempdir().unwrap();
+    let (db, raw) = db_and_raw().await;
     let c = db.client().await;
     let first = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
     let mut per_day = Vec::new();
@@ -28,7 +27,7 @@ async fn week(extra: &[(&str, &str)]) -> (Vec<u64>, f64) {
             ..sandbox_config(3000)
         })
         .await;
-        let ctx = context(job_config(&db, &sandbox, raw.path(), extra)).await;
+        let ctx = job_context(&db, &sandbox, raw.path(), extra).await;
         let run_id = ranking::run(&ctx, RankingInput::default())
             .await
             .unwrap()
@@ -39,16 +38,14 @@ async fn week(extra: &[(&str, &str)]) -> (Vec<u64>, f64) {
         tag::run(&ctx, RunInput { run_id }).await.unwrap();
         per_day.push(sandbox.stats().requests);
         // The details of the day's ranked items are never older than the window.
-        let age: f64 = c
-            .query_one(
-                "SELECT coalesce(max(extract(epoch FROM now() - f.checked_at)) / 86400, 0)::float8
+        let age: f64 = scalar(
+            &c,
+            "SELECT coalesce(max(extract(epoch FROM now() - f.checked_at)) / 86400, 0)::float8
                  FROM (SELECT DISTINCT item_code FROM rakuten_rankings) r
                  JOIN etl_refresh f ON f.entity = 'item' AND f.key = r.item_code",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
+            &[],
+        )
+        .await;
         oldest = oldest.max(age);
         sandbox.shutdown().await;
         // A day passes.

@@ -82,7 +82,7 @@ async fn tables(c: &Client) -> Vec<(String, Vec<String>)> {
     ];
     let mut out = Vec::new();
     for (table, sql) in queries {
-        let rows = c.query(sql, &[]).await.unwrap();
+        let rows = rows(c, sql, &[]).await;
         out.push((
             table.to_string(),
             rows.iter()
@@ -123,12 +123,11 @@ fn changed(r: &ReplayReport) -> (i32, i32, i32) {
 
 #[tokio::test]
 async fn replay_of_two_days_reproduces_the_live_tables_and_a_second_replay_changes_nothing() {
-    let live = TestDb::new().await;
-    let raw = tempfile::tempdir().unwrap();
+    let (live, raw) = db_and_raw().await;
     let c = live.client().await;
     for day in [DAY1, DAY2] {
         let sandbox = start_sandbox(day_sandbox(day)).await;
-        let ctx = context(job_config(&live, &sandbox, raw.path(), EXTRA)).await;
+        let ctx = job_context(&live, &sandbox, raw.path(), EXTRA).await;
         live_day(&ctx, &c, day).await;
         sandbox.shutdown().await;
     }
@@ -174,16 +173,15 @@ async fn replay_of_two_days_reproduces_the_live_tables_and_a_second_replay_chang
         }
     }
     // The ledger says what was rebuilt: one replay run per source run, on its date.
-    let runs: Vec<(NaiveDate, String)> = r
-        .query(
-            "SELECT run_date, status FROM etl_runs WHERE trigger = 'replay' ORDER BY run_date",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| (row.get(0), row.get(1)))
-        .collect();
+    let runs: Vec<(NaiveDate, String)> = rows(
+        &r,
+        "SELECT run_date, status FROM etl_runs WHERE trigger = 'replay' ORDER BY run_date",
+        &[],
+    )
+    .await
+    .iter()
+    .map(|row| (row.get(0), row.get(1)))
+    .collect();
     assert_eq!(
         runs,
         vec![
@@ -212,11 +210,10 @@ async fn replay_of_two_days_reproduces_the_live_tables_and_a_second_replay_chang
 
 #[tokio::test]
 async fn a_damaged_object_is_reported_by_replay_and_verify_and_its_page_is_not_loaded() {
-    let live = TestDb::new().await;
-    let raw = tempfile::tempdir().unwrap();
+    let (live, raw) = db_and_raw().await;
     let c = live.client().await;
     let sandbox = start_sandbox(day_sandbox(DAY1)).await;
-    let ctx = context(job_config(&live, &sandbox, raw.path(), EXTRA)).await;
+    let ctx = job_context(&live, &sandbox, raw.path(), EXTRA).await;
     let run_id = open_run(&c, DAY1).await;
     ranking::run(
         &ctx,
@@ -256,31 +253,25 @@ async fn a_damaged_object_is_reported_by_replay_and_verify_and_its_page_is_not_l
         matches!(problems[0], Problem::Sha256Mismatch { key, .. } if key.ends_with("page-04.json"))
     );
     let r = rebuilt.client().await;
-    let ranks: Vec<i32> = r
-        .query("SELECT rank FROM rakuten_rankings ORDER BY rank", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+    let ranks: Vec<i32> = column(&r, "SELECT rank FROM rakuten_rankings ORDER BY rank", &[]).await;
     let want: Vec<i32> = (1..=90).chain(121..=300).collect();
     assert_eq!(ranks, want, "page 4 (ranks 91-120) is not loaded");
     let (complete, missing): (bool, Option<String>) = {
-        let row = r
-            .query_one(
-                "SELECT complete, missing_ranks FROM rakuten_ranking_snapshots",
-                &[],
-            )
-            .await
-            .unwrap();
+        let row = one_row(
+            &r,
+            "SELECT complete, missing_ranks FROM rakuten_ranking_snapshots",
+            &[],
+        )
+        .await;
         (row.get(0), row.get(1))
     };
     assert_eq!((complete, missing.as_deref()), (false, Some("91-120")));
-    let status: String = r
-        .query_one("SELECT status FROM etl_runs WHERE trigger = 'replay'", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let status: String = scalar(
+        &r,
+        "SELECT status FROM etl_runs WHERE trigger = 'replay'",
+        &[],
+    )
+    .await;
     assert_eq!(status, "failed");
 }
 
@@ -289,11 +280,10 @@ async fn replay_of_a_day_from_s3_on_moto_matches_the_live_tables() {
     let s3 = moto_s3().await;
     let bucket = moto_bucket(&s3).await;
     let store: Arc<dyn RawStore> = Arc::new(S3Store::new(s3.clone(), bucket, "raw".into()));
-    let live = TestDb::new().await;
-    let raw = tempfile::tempdir().unwrap();
+    let (live, raw) = db_and_raw().await;
     let c = live.client().await;
     let sandbox = start_sandbox(day_sandbox(DAY1)).await;
-    let ctx = context(job_config(&live, &sandbox, raw.path(), EXTRA))
+    let ctx = job_context(&live, &sandbox, raw.path(), EXTRA)
         .await
         .with_store(Arc::clone(&store));
     live_day(&ctx, &c, DAY1).await;

@@ -17,27 +17,13 @@ async fn s3_writes_refuses_overwrites_and_reads_back() {
     let bucket = moto_bucket(&s3).await;
     let store = S3Store::new(s3.clone(), bucket.clone(), "raw".into());
     let key = "dev/ranking/2026-11-23/run/genre-0_daily_page-01.json";
+    let put = |body: &'static [u8]| store.put_new(key, Bytes::from_static(body));
 
-    assert_eq!(
-        store
-            .put_new(key, Bytes::from_static(b"{\"v\":1}"))
-            .await
-            .unwrap(),
-        PutOutcome::Created
-    );
+    assert_eq!(put(b"{\"v\":1}").await.unwrap(), PutOutcome::Created);
     // Same bytes again (a rerun): accepted, nothing written.
-    assert_eq!(
-        store
-            .put_new(key, Bytes::from_static(b"{\"v\":1}"))
-            .await
-            .unwrap(),
-        PutOutcome::Identical
-    );
+    assert_eq!(put(b"{\"v\":1}").await.unwrap(), PutOutcome::Identical);
     // Different bytes: S3 answers 412 to If-None-Match, reported as a conflict naming the key.
-    let err = store
-        .put_new(key, Bytes::from_static(b"{\"v\":2}"))
-        .await
-        .unwrap_err();
+    let err = put(b"{\"v\":2}").await.unwrap_err();
     assert!(matches!(err, RawStoreError::Conflict { .. }), "{err:?}");
     assert!(
         err.to_string().contains(key) && err.to_string().contains("never overwritten"),
@@ -92,12 +78,10 @@ async fn s3_errors_name_the_key_and_code() {
 async fn ranking_job_manifest_matches_the_objects_in_s3() {
     let s3 = moto_s3().await;
     let bucket = moto_bucket(&s3).await;
-    let db = TestDb::new().await;
-    let sandbox = start_sandbox(sandbox_config(400)).await;
-    let raw = tempfile::tempdir().unwrap();
+    let (db, sandbox, raw) = job_parts(sandbox_config(400)).await;
     let store: Arc<dyn RawStore> =
         Arc::new(S3Store::new(s3.clone(), bucket.clone(), "ichiba".into()));
-    let ctx = context(job_config(&db, &sandbox, raw.path(), &[]))
+    let ctx = job_context(&db, &sandbox, raw.path(), &[])
         .await
         .with_store(store);
 

@@ -11,36 +11,8 @@ use ichiba_collector_tests::*;
 use serde_json::json;
 use uuid::Uuid;
 
-async fn sfn() -> aws_sdk_sfn::Client {
-    let endpoint = moto_endpoint();
-    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("ap-northeast-1"))
-        .endpoint_url(&endpoint)
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "testing", "testing", None, None, "tests",
-        ))
-        .load()
-        .await;
-    let client = aws_sdk_sfn::Client::new(&shared);
-    client
-        .list_state_machines()
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("moto server not reachable at {endpoint} ({e:?}); start it with scripts/start-moto.sh"));
-    client
-}
-
 async fn state_machine(sfn: &aws_sdk_sfn::Client) -> String {
-    let name = format!("icx-jobnet-{}", &Uuid::new_v4().simple().to_string()[..10]);
-    sfn.create_state_machine()
-        .name(name)
-        .definition(r#"{"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}"#)
-        .role_arn("arn:aws:iam::123456789012:role/icx-jobnet")
-        .send()
-        .await
-        .expect("create state machine on moto")
-        .state_machine_arn()
-        .to_string()
+    moto_state_machine(sfn, &format!("icx-jobnet-{}", unique(10))).await
 }
 
 async fn start(sfn: &aws_sdk_sfn::Client, sm: &str) -> (String, chrono::DateTime<chrono::Utc>) {
@@ -76,11 +48,8 @@ fn event(
 
 #[tokio::test]
 async fn guard_waits_for_an_older_running_execution_then_refuses_and_proceeds_when_alone() {
-    let sfn = sfn().await;
-    let db = TestDb::new().await;
-    let sandbox = start_sandbox(sandbox_config(5)).await;
-    let raw = tempfile::tempdir().unwrap();
-    let ctx = context(job_config(&db, &sandbox, raw.path(), &[])).await;
+    let sfn = moto_sfn().await;
+    let (db, sandbox, _raw, ctx) = job_env(sandbox_config(5), &[]).await;
     let conc = StepFunctionsConcurrency::new(sfn.clone());
 
     // Absent: a state machine with only this execution running.
@@ -171,10 +140,7 @@ async fn guard_waits_for_an_older_running_execution_then_refuses_and_proceeds_wh
 
 #[tokio::test]
 async fn guard_validates_input_and_the_run_to_resume() {
-    let db = TestDb::new().await;
-    let sandbox = start_sandbox(sandbox_config(5)).await;
-    let raw = tempfile::tempdir().unwrap();
-    let ctx = context(job_config(&db, &sandbox, raw.path(), &[])).await;
+    let (db, sandbox, _raw, ctx) = job_env(sandbox_config(5), &[]).await;
     struct Nobody;
     #[async_trait::async_trait]
     impl Concurrency for Nobody {
@@ -205,14 +171,7 @@ async fn guard_validates_input_and_the_run_to_resume() {
     );
     // Resuming a finished run reopens it.
     let client = db.client().await;
-    let run = ledger::create_run(
-        &client,
-        "local",
-        "manual",
-        std::time::Duration::from_secs(180),
-    )
-    .await
-    .unwrap();
+    let run = open_run(&client, "local").await;
     ledger::finish_run(
         &client,
         run.run_id,
@@ -229,14 +188,7 @@ async fn guard_validates_input_and_the_run_to_resume() {
     .await
     .unwrap();
     assert_eq!(out["proceed"], true);
-    assert_eq!(
-        ledger::get_run(&client, run.run_id)
-            .await
-            .unwrap()
-            .unwrap()
-            .status,
-        "running"
-    );
+    assert_eq!(run_status(&client, run.run_id).await, "running");
     // start_at without run_id: the newest run of the env, never a new empty one.
     ledger::finish_run(&client, run.run_id, false, Some(("X", "y")))
         .await
@@ -279,14 +231,12 @@ async fn guard_validates_input_and_the_run_to_resume() {
         out["resumed"].as_str().unwrap().contains("abandoned run"),
         "{out}"
     );
-    let item_status: String = client
-        .query_one(
-            "SELECT status FROM etl_job_runs WHERE run_id = $1 AND job = 'item'",
-            &[&run.run_id],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let item_status: String = scalar(
+        &client,
+        "SELECT status FROM etl_job_runs WHERE run_id = $1 AND job = 'item'",
+        &[&run.run_id],
+    )
+    .await;
     assert_eq!(item_status, "abandoned");
     sandbox.shutdown().await;
 }
@@ -294,7 +244,7 @@ async fn guard_validates_input_and_the_run_to_resume() {
 #[tokio::test]
 async fn local_lock_admits_one_run_per_env_and_a_crash_releases_it() {
     let db = TestDb::new().await;
-    let env = format!("local-{}", &Uuid::new_v4().simple().to_string()[..8]);
+    let env = format!("local-{}", unique(8));
     let req = GuardRequest::from_event(&json!({"input": {}})).unwrap();
     let first = LocalLock::new(db.url.clone().into(), env.clone());
     let second = LocalLock::new(db.url.clone().into(), env.clone());

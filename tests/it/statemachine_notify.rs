@@ -3,7 +3,6 @@
 
 use std::sync::{Arc, Mutex};
 
-use collector_core::db::ledger;
 use collector_core::jobs::notify::{self, Notifier};
 use ichiba_collector_tests::*;
 use serde_json::{json, Value};
@@ -53,18 +52,6 @@ async fn listener(status: u16) -> (String, Arc<Mutex<Vec<String>>>) {
     (url, bodies)
 }
 
-async fn sns() -> aws_sdk_sns::Client {
-    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("ap-northeast-1"))
-        .endpoint_url(moto_endpoint())
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "testing", "testing", None, None, "tests",
-        ))
-        .load()
-        .await;
-    aws_sdk_sns::Client::new(&shared)
-}
-
 fn failed_event(run_id: &str) -> Value {
     json!({
         "status": "failed",
@@ -82,35 +69,22 @@ fn failed_event(run_id: &str) -> Value {
 
 #[tokio::test]
 async fn webhook_sns_and_ledger() {
-    let db = TestDb::new().await;
-    let sandbox = start_sandbox(sandbox_config(5)).await;
-    let raw = tempfile::tempdir().unwrap();
-    let ctx = context(job_config(&db, &sandbox, raw.path(), &[])).await;
+    let (db, sandbox, _raw, ctx) = job_env(sandbox_config(5), &[]).await;
     let client = db.client().await;
 
     // Webhook + SNS, both up.
     let (url, bodies) = listener(200).await;
-    let sns = sns().await;
+    let sns = moto_sns().await;
     let topic = sns
         .create_topic()
-        .name(format!(
-            "icx-notify-{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
-        ))
+        .name(format!("icx-notify-{}", unique(8)))
         .send()
         .await
         .expect("create topic on moto (scripts/start-moto.sh)")
         .topic_arn()
         .unwrap()
         .to_string();
-    let run = ledger::create_run(
-        &client,
-        "local",
-        "manual",
-        std::time::Duration::from_secs(180),
-    )
-    .await
-    .unwrap();
+    let run = open_run(&client, "local").await;
     let notifier = Notifier::new(Some(url), Some((sns.clone(), topic.clone())));
     let t0 = std::time::Instant::now();
     let report = notify::run(&ctx, &failed_event(&run.run_id.to_string()), &notifier)
@@ -132,10 +106,7 @@ async fn webhook_sns_and_ledger() {
         );
         assert!(t.contains(&run.run_id.to_string()));
     }
-    let row = client
-        .query_one("SELECT status, error_type, error_message, finished_at IS NOT NULL FROM etl_runs WHERE run_id = $1", &[&run.run_id])
-        .await
-        .unwrap();
+    let row = one_row(&client, "SELECT status, error_type, error_message, finished_at IS NOT NULL FROM etl_runs WHERE run_id = $1", &[&run.run_id]).await;
     assert_eq!(row.get::<_, String>(0), "failed");
     assert_eq!(
         row.get::<_, Option<String>>(1).as_deref(),
@@ -162,14 +133,7 @@ async fn webhook_sns_and_ledger() {
             )),
         ),
     ] {
-        let run = ledger::create_run(
-            &client,
-            "local",
-            "manual",
-            std::time::Duration::from_secs(180),
-        )
-        .await
-        .unwrap();
+        let run = open_run(&client, "local").await;
         let ev = json!({"status": "succeeded", "state": {"guard": {"Payload": {"run_id": run.run_id.to_string()}}}});
         let report = notify::run(&ctx, &ev, &Notifier::new(webhook, sns_target))
             .await
@@ -180,14 +144,7 @@ async fn webhook_sns_and_ledger() {
             "{:?}",
             report.channels
         );
-        assert_eq!(
-            ledger::get_run(&client, run.run_id)
-                .await
-                .unwrap()
-                .unwrap()
-                .status,
-            "succeeded"
-        );
+        assert_eq!(run_status(&client, run.run_id).await, "succeeded");
     }
 
     // Nothing configured: logged only; a Guard that never opened a run: nothing to close.
