@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use chrono::{DateTime, FixedOffset, Utc};
 use clap::{Args, Subcommand};
 use collector_core::aws_sfn::{self, Execution, Jobnet, SfnError};
-use collector_core::config::Config;
+use collector_core::config::{Config, Var};
 use collector_core::db::{self, history, history::RunRecord};
 use collector_core::jobs::JobError;
 use collector_core::secrets;
@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::OutputFormat;
 
 /// The variables read here, for `collector --help`.
-pub const VARIABLES: &[(&str, &str)] = &[(
+pub const VARIABLES: &[Var] = &[Var::text(
     "STATE_MACHINE_ARN",
     "collector aws: the jobnet's state machine (default: ichiba-collector-<env>-jobnet, found by name)",
 )];

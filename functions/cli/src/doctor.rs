@@ -75,7 +75,7 @@ pub async fn run(mut config: Config) -> ExitCode {
     // Configuration: which variables are set, and where the secrets come from.
     let set: Vec<&str> = VARIABLES
         .iter()
-        .map(|(name, _)| *name)
+        .map(|var| var.name)
         .filter(|name| std::env::var_os(name).is_some())
         .collect();
     lines.push(pass(format!(

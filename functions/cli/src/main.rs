@@ -139,12 +139,12 @@ pub enum OutputFormat {
 
 fn config_help() -> String {
     let mut s = String::from("Configuration (environment variables):\n");
-    for (name, what) in VARIABLES
+    for var in VARIABLES
         .iter()
         .chain(private_pg::VARIABLES)
         .chain(aws::VARIABLES)
     {
-        s.push_str(&format!("  {name:<38} {what}\n"));
+        s.push_str(&format!("  {:<38} {}\n", var.name, var.help()));
     }
     s
 }
@@ -203,6 +203,33 @@ async fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
+    /// The README's default column shows each variable's declared default (declared once,
+    /// in `collector_core::config::vars`).
+    #[test]
+    fn the_readme_shows_each_declared_default() {
+        let readme = include_str!("../../../README.md");
+        let rows: Vec<&str> = readme.lines().filter(|l| l.starts_with("| `")).collect();
+        for var in super::VARIABLES
+            .iter()
+            .chain(super::private_pg::VARIABLES)
+            .chain(super::aws::VARIABLES)
+        {
+            let Some(default) = var.default_text() else {
+                continue;
+            };
+            let name = format!("`{}`", var.name);
+            let row = rows
+                .iter()
+                .find(|r| r.split('|').nth(1).is_some_and(|c| c.contains(&name)))
+                .unwrap_or_else(|| panic!("the README's table has no row for {name}"));
+            let cell = row.split('|').nth(2).unwrap_or_default();
+            assert!(
+                cell.contains(&format!("`{default}`")),
+                "README: {name}'s default reads {cell:?}; declared: {default}"
+            );
+        }
+    }
+
     /// The README's configuration table and `--help` name the same variables.
     #[test]
     fn the_readme_names_every_variable_and_no_other() {
@@ -211,7 +238,7 @@ mod tests {
             .iter()
             .chain(super::private_pg::VARIABLES)
             .chain(super::aws::VARIABLES)
-            .map(|(name, _)| *name)
+            .map(|var| var.name)
             .collect();
         for name in &known {
             assert!(readme.contains(&format!("`{name}`")), "README lacks {name}");

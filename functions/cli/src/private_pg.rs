@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
-use collector_core::config::{AppEnv, Config, SecretSource};
+use collector_core::config::{AppEnv, Config, Rule, SecretSource, Var};
 use secrecy::SecretString;
 
 /// The local state directory's database folder, relative to the current directory.
@@ -33,9 +33,13 @@ const BINARIES: [&str; 3] = ["initdb", "pg_ctl", "postgres"];
 const DATABASE: &str = "ichiba_collector";
 
 /// The variables read here, for `collector --help`.
-pub const VARIABLES: &[(&str, &str)] = &[
-    ("LOCAL_DATABASE_ADDR", "local, without DATABASE_URL: where the database is looked for (default 127.0.0.1:5432); nothing there: `collector run` starts a private server in .local/pg"),
-    ("PG_BIN_DIR", "the private server's initdb, pg_ctl and postgres (default: PATH, then the newest /usr/lib/postgresql/*/bin)"),
+pub const VARIABLES: &[Var] = &[
+    Var {
+        name: "LOCAL_DATABASE_ADDR",
+        about: "local, without DATABASE_URL: where the database is looked for; nothing there: `collector run` starts a private server in .local/pg",
+        rule: Rule::Text { default: Some(DEFAULT_ADDR) },
+    },
+    Var::text("PG_BIN_DIR", "the private server's initdb, pg_ctl and postgres (default: PATH, then the newest /usr/lib/postgresql/*/bin)"),
 ];
 
 fn var(name: &str) -> Option<String> {

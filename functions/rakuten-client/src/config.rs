@@ -21,13 +21,21 @@ pub struct Endpoints {
     pub tag_search: String,
 }
 
+impl Endpoints {
+    /// The paths and versions this client parses.
+    pub const RANKING: &str = "/ichibaranking/api/IchibaItem/Ranking/20220601";
+    pub const ITEM_SEARCH: &str = "/ichibams/api/IchibaItem/Search/20220601";
+    pub const GENRE_SEARCH: &str = "/ichibagt/api/IchibaGenre/Search/20170711";
+    pub const TAG_SEARCH: &str = "/ichibagt/api/IchibaTag/Search/20140222";
+}
+
 impl Default for Endpoints {
     fn default() -> Self {
         Self {
-            ranking: "/ichibaranking/api/IchibaItem/Ranking/20220601".to_string(),
-            item_search: "/ichibams/api/IchibaItem/Search/20220601".to_string(),
-            genre_search: "/ichibagt/api/IchibaGenre/Search/20170711".to_string(),
-            tag_search: "/ichibagt/api/IchibaTag/Search/20140222".to_string(),
+            ranking: Self::RANKING.to_string(),
+            item_search: Self::ITEM_SEARCH.to_string(),
+            genre_search: Self::GENRE_SEARCH.to_string(),
+            tag_search: Self::TAG_SEARCH.to_string(),
         }
     }
 }
