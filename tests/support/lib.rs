@@ -483,10 +483,16 @@ pub fn jobnet_command(bin: &str, dir: &str, env: &[(String, String)]) -> Command
 }
 
 /// The command exited with `code` and said one line on stderr: that line.
+/// (`run` and `job` print where their log file is first; that line is not the error.)
 pub fn one_line_error(out: &Output, code: i32) -> String {
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(code), "{stderr}");
-    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    let all = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{all}");
+    let stderr: String = all
+        .lines()
+        .filter(|l| !l.starts_with("logs: "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {all}");
     stderr
 }
 
