@@ -138,6 +138,15 @@ async fn concurrent_scopes_on_one_client_count_their_own_requests() {
     let (a, b) = tokio::join!(pages(c.clone(), 3), pages(c.clone(), 7));
     assert_eq!((a, b), (3, 7), "each scope sees only its own requests");
     assert_eq!(c.stats().requests, 10, "the client-wide counters see all");
+    // Scopes nest (a display's per-job scope around the job's own): the enclosing scope
+    // counts every request of the scopes inside it, each inner one still only its own.
+    let (outer, (a, b)) = c
+        .scoped(async {
+            let inner = tokio::join!(pages(c.clone(), 2), pages(c.clone(), 4));
+            (c.current_stats().requests, inner)
+        })
+        .await;
+    assert_eq!((outer, a, b), (6, 2, 4));
     sandbox.shutdown().await;
 }
 
