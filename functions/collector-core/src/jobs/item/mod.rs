@@ -97,12 +97,7 @@ async fn execute(
         }
         let batch = {
             let guard = ctx.db().await?;
-            store::next_batch(
-                &guard.client,
-                run_id,
-                ctx.config.item.batch_size,
-            )
-            .await?
+            store::next_batch(&guard.client, run_id, ctx.config.item.batch_size).await?
         };
         if batch.is_empty() {
             break;
